@@ -1,0 +1,65 @@
+"""The one interface every attack has: ``attack(model, x, y) -> x_adv``.
+
+Images are in [0, 1] (models normalise inside), so ε is in pixel units. An attack
+
+* never mutates `x` or `y`, and returns a tensor the caller owns;
+* saves ``model.training`` and restores it afterwards (attacks run the model in eval mode by
+  default so that BatchNorm statistics and dropout do not change under attack; ``eval_mode=False``
+  attacks the model in whatever mode it is in);
+* enables gradients even inside ``torch.no_grad`` or ``torch.inference_mode`` (Lightning's
+  validation and test loops use the latter), because every white-box attack needs input gradients;
+* never touches parameter gradients: it asks autograd for the input gradient only.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from robustgen.errors import ConfigError
+
+
+class Attack:
+    """Base class. Subclasses implement :meth:`perturb` and set `norm` ("linf", "l2", "l1")."""
+
+    norm: str = "none"
+
+    def __init__(self, eps: float, *, eval_mode: bool = True, seed: int = 0):
+        if not eps >= 0:
+            raise ConfigError(f"{type(self).__name__}: eps must be ≥ 0, got {eps}")
+        self.eps = float(eps)
+        self.eval_mode = eval_mode
+        self.seed = seed
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, *, example_ids: Tensor | None = None) -> Tensor:
+        """Return adversarial versions of `x`. `example_ids` (one integer per row, e.g. the index in
+        the data set) make random starts depend on the example, not on the batch it is in."""
+        was_training = model.training
+        if self.eval_mode:
+            model.eval()
+        try:
+            with torch.inference_mode(False), torch.enable_grad():
+                # Inference tensors cannot enter autograd: clone into ordinary tensors first.
+                x = x.detach().clone()
+                y = y.detach().clone()
+                ids = example_ids.detach().clone() if example_ids is not None else None
+                x_adv = self.perturb(model, x, y, ids)
+        finally:
+            model.train(was_training)
+        return x_adv.detach()
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor | None) -> Tensor:
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        """Settings written into results.json, so a result says exactly which attack produced it."""
+        return {"type": type(self).__name__, "norm": self.norm, "eps": self.eps}
+
+
+class NoAttack(Attack):
+    """Identity 'attack': vanilla (clean) training with `attack=none`."""
+
+    def __init__(self) -> None:
+        super().__init__(eps=0.0)
+
+    def __call__(self, model: nn.Module, x: Tensor, y: Tensor, *, example_ids: Tensor | None = None) -> Tensor:
+        return x.detach().clone()
