@@ -1,0 +1,36 @@
+"""Shared fixtures: real CIFAR-10 from ../shared (prepared once per session), CPU-only settings."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10"
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture(scope="session")
+def cifar_root(tmp_path_factory) -> Path:
+    """A folder holding `cifar-10-batches-py/`: the repo's ./data if prepared, else made from the pack."""
+    if (REPO / "data" / "cifar-10-batches-py" / "test_batch").is_file():
+        return REPO / "data"
+    script = SHARED_CIFAR / "prepare_cifar10.py"
+    if not script.is_file():
+        pytest.skip(f"no CIFAR-10 in {REPO / 'data'} and no pack at {SHARED_CIFAR}")
+    root = tmp_path_factory.mktemp("cifar")
+    subprocess.run([sys.executable, str(script), str(root)], check=True, capture_output=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def cifar_test_points(cifar_root):
+    """The first 512 CIFAR-10 test images in [0, 1] with labels and ids."""
+    from robustgen.data.cifar10 import load_cifar10
+
+    images, labels = load_cifar10(cifar_root, "test", download=False)
+    return images[:512].float() / 255, labels[:512], torch.arange(512)
