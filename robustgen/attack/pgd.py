@@ -1,9 +1,18 @@
-"""Projected gradient descent (Madry et al., 2018) for the ℓ∞ and ℓ2 threat models.
+"""Projected gradient descent (Madry et al., 2018) for the ℓ∞, ℓ2 and ℓ1 threat models.
 
-The norms share one loop and differ only in the steepest-ascent step and the projection.
-We write PGD ourselves rather than use torchattacks' PGD/PGDL2 because (1) the random start must be
-reproducible per example, (2) the model must not be bound at construction, and (3) no library has
-the ε-bounded ℓ1 PGD the study evaluates with, which must share this loop.
+The norms share one loop and differ only in the random start, the steepest-ascent step and the
+projection. We write PGD ourselves rather than use torchattacks' PGD/PGDL2 because (1) the random
+start must be reproducible per example, (2) the model must not be bound at construction, and
+(3) no library has the ε-bounded ℓ1 PGD the study evaluates with, which must share this loop.
+
+ℓ1 comes in two variants that differ by tens of accuracy points (PROTOCOL.md), so results say
+which one ran (`describe()["l1_variant"]`):
+
+* ``"study"`` — what the study's toolkit (ART's ProjectedGradientDescent, norm=1) does: a dense
+  step along the ℓ1-normalised gradient, projection by clipping to [0, 1] and rescaling onto the
+  ℓ1 ball, one random start inside the ball. Use it to compare with the paper's PGD-ℓ1 column.
+* ``"strong"`` — steepest ascent for ℓ1: a sparse step on the largest gradient coordinates
+  (SLIDE / APGD-ℓ1 style) and the exact projection onto the ℓ1 ball ∩ [0, 1] box.
 """
 from __future__ import annotations
 
@@ -11,84 +20,101 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from robustgen.attack import projections as proj
 from robustgen.attack.base import Attack
+from robustgen.attack.random_start import ExampleRNG, random_l1, uniform_l2, uniform_linf
 from robustgen.errors import ConfigError
 
-_TINY = 1e-12
+L1_VARIANTS = ("study", "strong")
 
 
-def per_example_generators(example_ids: Tensor | None, n: int, seed: int) -> list[torch.Generator | None]:
-    if example_ids is None:
-        return [None] * n
-    return [torch.Generator().manual_seed(seed * 1_000_003 + int(i)) for i in example_ids.tolist()]
-
-
-def _norm_per_example(v: Tensor, p: float) -> Tensor:
-    return v.flatten(1).norm(p=p, dim=1).clamp_min(_TINY).view(-1, *([1] * (v.ndim - 1)))
+def check_common(name: str, norm: str, eps: float, norms: tuple[str, ...]) -> None:
+    """Checks every attack shares: a known norm and an ℓ∞ radius inside the pixel range."""
+    if norm not in norms:
+        raise ConfigError(f"{name}: norm must be one of {norms}, got {norm!r}")
+    if norm == "linf" and eps > 1:
+        raise ConfigError(f"{name}-linf: eps={eps} exceeds the [0, 1] pixel range; did you mean {eps}/255?")
 
 
 class PGD(Attack):
     """PGD with `steps` steps of size `step_size` inside the `norm` ball of radius `eps`.
 
     Args:
-        norm: "linf" or "l2".
-        eps: radius in pixel units ([0, 1] images), e.g. 8/255 for ℓ∞.
+        norm: "linf", "l2" or "l1".
+        eps: radius in pixel units ([0, 1] images), e.g. 8/255 for ℓ∞, 1.5 for ℓ2, 40 for ℓ1.
         steps: number of gradient steps (≥ 1).
-        step_size: step length in the same units as eps.
-        random_start: start from a uniform point of the ball (ℓ∞) or a random point of it (ℓ2).
+        step_size: length of each step in the norm of the threat model, same units as eps.
+        random_start: start from a random point of the ball (ℓ∞: uniform; ℓ2: uniform; ℓ1: the
+            study's toolkit's distribution, radius eps·√u) instead of the clean image.
+        l1_variant: "study" or "strong" (see the module docstring); only used when norm="l1".
+        sparsity: for the strong ℓ1 variant, the share of (movable) coordinates each step leaves
+            untouched: 0.99 steps along the top 1% of gradient coordinates (SLIDE's q = 99).
+        eval_mode, seed: see :class:`Attack`.
     """
 
     def __init__(self, norm: str = "linf", eps: float = 8 / 255, steps: int = 10, step_size: float = 2 / 255,
-                 random_start: bool = True, **kwargs):
+                 random_start: bool = True, l1_variant: str = "study", sparsity: float = 0.99, **kwargs):
         super().__init__(eps, **kwargs)
-        if norm not in self.supported_norms():
-            raise ConfigError(f"PGD: norm must be one of {self.supported_norms()}, got {norm!r}")
+        check_common("PGD", norm, eps, self.supported_norms())
         if steps < 1:
             raise ConfigError(f"PGD: steps must be ≥ 1, got {steps}")
         if not step_size > 0:
             raise ConfigError(f"PGD: step_size must be > 0, got {step_size}")
-        if norm == "linf" and eps > 1:
-            raise ConfigError(f"PGD-linf: eps={eps} exceeds the [0, 1] pixel range; did you mean {eps}/255?")
+        if l1_variant not in L1_VARIANTS:
+            raise ConfigError(f"PGD: l1_variant must be one of {L1_VARIANTS}, got {l1_variant!r}")
+        if not 0 <= sparsity < 1:
+            raise ConfigError(f"PGD: sparsity is the share of coordinates a sparse ℓ1 step leaves out; "
+                              f"it must lie in [0, 1), got {sparsity}")
         self.norm, self.steps, self.step_size, self.random_start = norm, int(steps), float(step_size), random_start
+        self.l1_variant, self.sparsity = l1_variant, float(sparsity)
 
     @staticmethod
     def supported_norms() -> tuple[str, ...]:
-        return ("linf", "l2")
+        return ("linf", "l2", "l1")
 
     def describe(self) -> dict:
-        return {**super().describe(), "steps": self.steps, "step_size": self.step_size,
-                "random_start": self.random_start}
+        out = {**super().describe(), "steps": self.steps, "step_size": self.step_size,
+               "random_start": self.random_start}
+        if self.norm == "l1":
+            out["l1_variant"] = self.l1_variant
+            if self.l1_variant == "strong":
+                out["sparsity"] = self.sparsity
+        return out
 
     # --- the three places where norms differ -------------------------------------------------
-    def initial_delta(self, x: Tensor, example_ids: Tensor | None) -> Tensor:
-        gens = per_example_generators(example_ids, len(x), self.seed)
-        noise = torch.stack([torch.rand(x.shape[1:], generator=g) for g in gens]).to(x)
-        if self.norm == "linf":
-            return (2 * noise - 1) * self.eps
-        # ℓ2: a direction from a Gaussian, a radius below eps (uniform in the ball needs r ∝ u^(1/d)).
-        gauss = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(x)
-        radius = noise.flatten(1)[:, :1].pow(1.0 / x[0].numel()).view(-1, *([1] * (x.ndim - 1)))
-        return gauss / _norm_per_example(gauss, 2) * radius * self.eps
+    def initial_delta(self, x: Tensor, rng: ExampleRNG) -> Tensor:
+        sampler = {"linf": uniform_linf, "l2": uniform_l2, "l1": random_l1}[self.norm]
+        return sampler(rng, x, self.eps)
 
-    def ascent_step(self, grad: Tensor) -> Tensor:
+    def ascent_step(self, grad: Tensor, x_adv: Tensor) -> Tensor:
         if self.norm == "linf":
             return self.step_size * grad.sign()
-        return self.step_size * grad / _norm_per_example(grad, 2)
+        if self.norm == "l2":
+            norm = proj.lp_norm(grad, 2).clamp_min(1e-12).view(-1, *([1] * (grad.ndim - 1)))
+            return self.step_size * grad / norm
+        if self.l1_variant == "study":
+            return proj.dense_l1_step(grad, self.step_size)
+        return proj.sparse_l1_step(grad, x_adv, 1.0 - self.sparsity, self.step_size)
 
-    def project(self, delta: Tensor) -> Tensor:
+    def project(self, delta: Tensor, x: Tensor) -> Tensor:
+        """Into the ε-ball and the [0, 1] box (see projections.py for each norm's choice)."""
         if self.norm == "linf":
-            return delta.clamp(-self.eps, self.eps)
-        factor = (self.eps / _norm_per_example(delta, 2)).clamp(max=1.0)
-        return delta * factor
+            return proj.project_linf(delta, x, self.eps)
+        if self.norm == "l2":
+            return proj.project_l2(delta, x, self.eps)
+        if self.l1_variant == "study":
+            return proj.project_l1_rescale(delta, x, self.eps)
+        return proj.project_l1_box(delta, x, self.eps)
 
     # --- the shared loop ----------------------------------------------------------------------
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor | None) -> Tensor:
-        delta = self.initial_delta(x, example_ids) if self.random_start else torch.zeros_like(x)
-        delta = (x + self.project(delta)).clamp(0, 1) - x
+        delta = self.initial_delta(x, ExampleRNG(example_ids, self.seed)) if self.random_start else torch.zeros_like(x)
+        delta = self.project(delta, x)
         for _ in range(self.steps):
             delta.requires_grad_(True)
-            loss = F.cross_entropy(model(x + delta), y)
+            # Summed, not averaged: each example's gradient is then independent of the batch size.
+            loss = F.cross_entropy(model(x + delta), y, reduction="sum")
             (grad,) = torch.autograd.grad(loss, delta)
-            delta = self.project(delta.detach() + self.ascent_step(grad))
-            delta = (x + delta).clamp(0, 1) - x  # stay a valid image
-        return (x + delta).detach()
+            delta = delta.detach()
+            delta = self.project(delta + self.ascent_step(grad, x + delta), x)
+        return (x + delta).clamp(0, 1).detach()

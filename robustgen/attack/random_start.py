@@ -1,0 +1,71 @@
+"""Random starts drawn per example, so that results do not depend on batch size or order.
+
+With `example_ids` (e.g. the index of each image in its split), every example gets its own
+generator seeded from (attack seed, example id): the same example gets the same start whatever
+batch it lands in, and successive draws (restarts) continue that example's own stream. Without
+ids (training, where fresh randomness every step is wanted) the draws come from torch's global
+generator, one batched call per draw.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+_SEED_STRIDE = 1_000_003  # a prime larger than any data set, so (seed, id) pairs never collide
+
+
+class ExampleRNG:
+    """Draws one tensor of `x`'s per-example shape per example, on `x`'s device and dtype."""
+
+    def __init__(self, example_ids: Tensor | None, seed: int):
+        self.generators = None if example_ids is None else [
+            torch.Generator().manual_seed(seed * _SEED_STRIDE + int(i)) for i in example_ids.tolist()]
+
+    def subset(self, index: Tensor) -> "ExampleRNG":
+        """The generators of the examples at `index` (same objects: their streams continue)."""
+        sub = ExampleRNG(None, 0)
+        if self.generators is not None:
+            sub.generators = [self.generators[i] for i in index.tolist()]
+        return sub
+
+    def _draw(self, sample, like: Tensor) -> Tensor:
+        shape = like.shape[1:]
+        if self.generators is None:
+            return sample((len(like), *shape), None).to(like)
+        if len(self.generators) != len(like):
+            raise ValueError(f"{len(self.generators)} example ids for a batch of {len(like)}")
+        return torch.stack([sample(shape, g) for g in self.generators]).to(like)
+
+    def uniform(self, like: Tensor) -> Tensor:
+        """U[0, 1) per coordinate."""
+        return self._draw(lambda s, g: torch.rand(s, generator=g), like)
+
+    def normal(self, like: Tensor) -> Tensor:
+        """N(0, 1) per coordinate."""
+        return self._draw(lambda s, g: torch.randn(s, generator=g), like)
+
+
+def uniform_linf(rng: ExampleRNG, x: Tensor, eps: float) -> Tensor:
+    """Uniform in the ℓ∞ ball of radius eps."""
+    return (2 * rng.uniform(x) - 1) * eps
+
+
+def uniform_l2(rng: ExampleRNG, x: Tensor, eps: float) -> Tensor:
+    """Uniform in the ℓ2 ball: a Gaussian direction and a radius ∝ u^(1/d)."""
+    direction = rng.normal(x)
+    direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.ndim - 1)))
+    u = rng.uniform(x).flatten(1)[:, 0]
+    radius = u.pow(1.0 / x[0].numel()).view(-1, *([1] * (x.ndim - 1)))
+    return direction * radius * eps
+
+
+def random_l1(rng: ExampleRNG, x: Tensor, eps: float) -> Tensor:
+    """A point of the ℓ1 ball drawn as the study's toolkit (ART's `random_sphere`) draws it:
+    radius eps·√u, split over the coordinates uniformly on the simplex (normalised exponential
+    variates, equivalent to uniform spacings), random signs."""
+    spread = -torch.log1p(-rng.uniform(x))  # Exp(1), finite since u < 1
+    signs = torch.where(rng.uniform(x) < 0.5, -1.0, 1.0).to(x)
+    u = rng.uniform(x).flatten(1)[:, 0]
+    shape = (-1, *([1] * (x.ndim - 1)))
+    simplex = spread / spread.flatten(1).sum(1).clamp_min(1e-12).view(shape)
+    return signs * simplex * (eps * u.sqrt()).view(shape)

@@ -1,0 +1,51 @@
+"""Rebuild a trained model from a Lightning checkpoint, safely.
+
+Checkpoints from elsewhere are code if unpickled freely, so they are read with
+``torch.load(weights_only=True)``. The module saves the arch config and the data's class count,
+image size and normalisation as hyper-parameters, which is all that is needed to rebuild it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from robustgen.arch import create_arch
+from robustgen.errors import CheckpointError
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # truncated file, foreign pickle with code in it, not a checkpoint at all
+        raise CheckpointError(f"cannot read checkpoint {path} safely: {type(err).__name__}: {err}") from None
+
+
+def model_state(checkpoint: dict) -> dict:
+    """The classifier's weights (keys without the Lightning module's `model.` prefix)."""
+    state = checkpoint.get("state_dict", checkpoint)
+    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")} or state
+
+
+def load_model(path: str | Path, expected_arch: str | None = None) -> tuple[nn.Module, dict]:
+    """Return (model taking [0, 1] images, hyper-parameters) from a robustgen checkpoint."""
+    checkpoint = read_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters") or {}
+    arch, data = dict(hparams.get("arch") or {}), dict(hparams.get("data") or {})
+    if "name" not in arch:
+        raise CheckpointError(f"{path} is not a robustgen checkpoint (no arch in its hyper-parameters)")
+    if expected_arch is not None and arch["name"] != expected_arch:
+        raise CheckpointError(f"{path} holds arch={arch['name']}, but arch={expected_arch} was requested")
+    name = arch.pop("name")
+    model = create_arch(name, num_classes=data.get("num_classes", 10), img_size=data.get("img_size", 32),
+                        mean=tuple(data.get("mean", (0.4914, 0.4822, 0.4465))),
+                        std=tuple(data.get("std", (0.2471, 0.2435, 0.2616))), **arch)
+    try:
+        model.load_state_dict(model_state(checkpoint))
+    except RuntimeError as err:
+        raise CheckpointError(f"{path}: weights do not fit arch={name} {arch}: {str(err)[:300]}") from None
+    return model, hparams

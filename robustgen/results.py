@@ -1,0 +1,58 @@
+"""The machine-readable record every run leaves: `results.json` in its output folder.
+
+Reports and plots are functions of these files only, so a result always travels with the config
+choices, seed and code version that produced it.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+import robustgen
+
+RESULTS_FILE = "results.json"
+
+
+def code_version() -> dict:
+    """Package version plus git commit and whether the tree had uncommitted changes."""
+    repo = Path(__file__).resolve().parents[1]
+    version = {"package": robustgen.__version__, "commit": None, "dirty": None}
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        if commit.returncode == 0:
+            status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                                    capture_output=True, text=True, timeout=10)
+            version.update(commit=commit.stdout.strip(), dirty=bool(status.stdout.strip()))
+    except (OSError, subprocess.SubprocessError):
+        pass  # not a git checkout: the package version alone identifies the code
+    return version
+
+
+def hardware() -> dict:
+    info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def write_results(output_dir: str | Path, record: dict) -> Path:
+    path = Path(output_dir) / RESULTS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "code_version": code_version(), "hardware": hardware(), **record}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=False, default=str))
+    tmp.replace(path)  # atomic: a crash never leaves half a results file
+    return path
+
+
+def read_results(path: str | Path) -> dict:
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_FILE
+    return json.loads(path.read_text())

@@ -1,0 +1,155 @@
+"""Entry point: data → model → Lightning module → loggers → trainer → fit → evaluate the best
+checkpoint → results.json. Returns the worst-case accuracy so sweepers can optimise it.
+
+Only this file (and the other entry points) know about Hydra; everything it calls takes plain
+arguments. Everything that can be checked is checked before the data is touched or a step is
+taken: unknown options, impossible architectures, attack budgets out of range.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
+from omegaconf import DictConfig, OmegaConf
+
+import robustgen  # noqa: F401  (registers the config resolvers)
+from robustgen.arch import count_parameters, create_arch
+from robustgen.checkpoint import load_model
+from robustgen.errors import ConfigError, RobustgenError
+from robustgen.eval import evaluate_worst_case
+from robustgen.module import AdversarialClassifier
+from robustgen.optim import OptimConfig
+from robustgen.results import write_results
+
+log = logging.getLogger("robustgen")
+# conf/ sits beside the package in the checkout (an editable install, as `make install` does).
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+
+
+def config_choices(cfg: DictConfig) -> dict:
+    """Which option of each config group ran (arch=vit, eval=quick, ...)."""
+    if HydraConfig.initialized():
+        return {k: v for k, v in HydraConfig.get().runtime.choices.items()
+                if not k.startswith("hydra/") and v is not None}
+    return {}
+
+
+def build_attacks(cfg: DictConfig) -> tuple:
+    train_attack = instantiate(cfg.attack)
+    val_attack = instantiate(cfg.val_attack)
+    eval_attacks = {name: instantiate(spec) for name, spec in (cfg.eval.attacks or {}).items()}
+    if not eval_attacks:
+        raise ConfigError("eval.attacks is empty: the final evaluation needs at least one attack")
+    return train_attack, val_attack, eval_attacks
+
+
+def build_model(cfg: DictConfig, datamodule) -> torch.nn.Module:
+    arch = OmegaConf.to_container(cfg.arch, resolve=True)
+    name = arch.pop("name")
+    return create_arch(name, num_classes=datamodule.num_classes, img_size=datamodule.img_size,
+                       mean=datamodule.mean, std=datamodule.std, **arch)
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    return [instantiate(spec) for spec in (cfg.get("logger") or {}).values() if spec is not None]
+
+
+def build_callbacks(cfg: DictConfig, output_dir: Path) -> tuple[list, ModelCheckpoint]:
+    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=cfg.checkpoint.monitor,
+                                 mode=cfg.checkpoint.mode, save_last=True, save_top_k=1, auto_insert_metric_name=False)
+    callbacks = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
+    if cfg.progress_bar:
+        callbacks.append(RichProgressBar())
+    return callbacks, checkpoint
+
+
+def train(cfg: DictConfig) -> float:
+    start = time.perf_counter()
+    output_dir = Path(cfg.paths.output_dir)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    choices = config_choices(cfg)
+    if cfg.run_name is None:
+        cfg.run_name = f"{cfg.arch.name}-{choices.get('attack', 'attack')}-s{cfg.seed}"
+
+    # Cheap checks and construction first: bad settings fail before data or training.
+    datamodule = instantiate(cfg.data)
+    train_attack, val_attack, eval_attacks = build_attacks(cfg)
+    optim = OptimConfig(**OmegaConf.to_container(cfg.optim, resolve=True))
+    model = build_model(cfg, datamodule)
+    regularizer = instantiate(cfg.regularizer)
+    data_info = {"num_classes": datamodule.num_classes, "img_size": datamodule.img_size,
+                 "mean": list(datamodule.mean), "std": list(datamodule.std)}
+    module = AdversarialClassifier(model, train_attack, val_attack, optim, regularizer,
+                                   arch=OmegaConf.to_container(cfg.arch, resolve=True), data_info=data_info)
+    datamodule.prepare_data()  # missing data stops here, with advice
+
+    loggers = build_loggers(cfg)
+    callbacks, checkpoint = build_callbacks(cfg, output_dir)
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    for lg in loggers:
+        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume)
+    train_seconds = time.perf_counter() - start
+
+    best = checkpoint.best_model_path or checkpoint.last_model_path
+    best_model, _ = load_model(best, expected_arch=cfg.arch.name)
+    best_model.to(module.device).eval()
+    report = evaluate_worst_case(best_model, datamodule.test_dataset(), eval_attacks,
+                                 n_points=cfg.eval.n_points, batch_size=cfg.eval.batch_size,
+                                 per_attack=cfg.eval.per_attack, progress=cfg.progress_bar)
+    metrics = report.metrics()
+    for lg in loggers:
+        lg.log_metrics(metrics, step=trainer.global_step)
+        lg.finalize("success")
+
+    record = {
+        "run_name": cfg.run_name, "choices": choices, "seed": cfg.seed,
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "arch": OmegaConf.to_container(cfg.arch, resolve=True), "params": count_parameters(model),
+        "train_attack": train_attack.describe(), "eval_attacks": {k: a.describe() for k, a in eval_attacks.items()},
+        "regularizer": regularizer.describe(), "epochs": trainer.current_epoch,
+        "best_checkpoint": str(best), "best_val_acc_clean": _float(checkpoint.best_model_score),
+        "n_points": report.n_points, "clean_acc": report.clean_acc, "attack_acc": report.attack_acc,
+        "worst_case_acc": report.worst_case_acc, "metrics": metrics,
+        "time_s": {"train": train_seconds, "eval": report.seconds, "total": time.perf_counter() - start},
+    }
+    path = write_results(output_dir, record)
+    print_summary(record, path)
+    return report.worst_case_acc
+
+
+def _float(x) -> float | None:
+    return None if x is None else float(x)
+
+
+def print_summary(record: dict, path: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{record['run_name']}: {record['n_points']} test points", caption=str(path))
+    table.add_column("metric")
+    table.add_column("accuracy %", justify="right")
+    table.add_row("clean", f"{record['clean_acc']:.2f}")
+    for name, acc in record["attack_acc"].items():
+        table.add_row(name, f"{acc:.2f}")
+    table.add_row("worst case", f"{record['worst_case_acc']:.2f}", style="bold")
+    table.add_row("time (s)", f"{record['time_s']['total']:.0f}")
+    Console().print(table)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
+def main(cfg: DictConfig) -> float:
+    try:
+        return train(cfg)
+    except RobustgenError as err:
+        # A user error: say what is wrong, no stack trace (a sweep stops here too).
+        print(f"robustgen: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
