@@ -66,6 +66,7 @@ def build_callbacks(cfg: DictConfig, output_dir: Path) -> tuple[list, ModelCheck
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=cfg.checkpoint.monitor,
                                  mode=cfg.checkpoint.mode, save_last=True, save_top_k=1, auto_insert_metric_name=False)
     callbacks = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
+    callbacks += [instantiate(spec) for spec in (cfg.get("callbacks") or {}).values() if spec is not None]
     if cfg.progress_bar:
         callbacks.append(RichProgressBar())
     return callbacks, checkpoint
@@ -121,6 +122,9 @@ def train(cfg: DictConfig) -> float:
         "worst_case_acc": report.worst_case_acc, "metrics": metrics,
         "time_s": {"train": train_seconds, "eval": report.seconds, "total": time.perf_counter() - start},
     }
+    for callback in callbacks:  # callbacks that measured something during training add it here
+        if hasattr(callback, "results_record"):
+            record.update(callback.results_record(best_model))
     path = write_results(output_dir, record)
     print_summary(record, path)
     return report.worst_case_acc
