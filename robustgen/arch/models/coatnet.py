@@ -34,7 +34,7 @@ TOTAL_STRIDE = 32
 
 
 def check_stages(stages: str) -> str:
-    stages = str(stages).upper()
+    stages = str(stages)
     if len(stages) != len(DEPTHS) or set(stages) - {"C", "T"}:
         raise ConfigError(f"arch=coatnet: stages={stages!r} must be {len(DEPTHS)} letters from C (MBConv) "
                           f"and T (Transformer), one per stage s1–s4, e.g. CCTT (the study's CoAtNet) or CTTT")
