@@ -4,7 +4,9 @@ timm's PyramidVisionTransformerV2 with pvt_v2_b1 widths (64, 128, 320, 512), dep
 heads (1, 2, 5, 8), MLP ratios (8, 8, 4, 4) and *linear* spatial-reduction attention (PVTv2-li:
 keys and values average-pooled to 7×7, then 1×1 conv, LayerNorm, GELU), 10 classes. timm's own
 first patch embedding (7×7 kernel, stride 4, overlapping, as in PVTv2) gives exactly 12,406,474;
-the same with standard spatial-reduction attention would give 13,501,130.
+the same with standard spatial-reduction attention would give 13,501,130. The 7×7 pooling of
+linear attention is PVTv2-li's own: on CIFAR's small maps (8, 4, 2, 1 px at patch 4) it repeats
+pixels to make 49 keys, which only reweights them; it adds no parameters.
 
 The study's patch-size knob is the stride of that first embedding (p = 4, 2, 1). Its kernel
 follows PVTv2's own overlapping pairs (7×7/4 stem, 3×3/2 stage embeddings): kernel 2p - 1, and
