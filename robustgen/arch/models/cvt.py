@@ -74,7 +74,8 @@ class ConvProjectionAttention(nn.Module):
             parts = [prefix] if conv is None else [prefix, conv(grid).flatten(2).transpose(1, 2)]
             return self._heads(linear(torch.cat(parts, dim=1)))
 
-        q, k, v = project(self.conv_q, self.proj_q), project(self.conv_k, self.proj_k), project(self.conv_v, self.proj_v)
+        q = project(self.conv_q, self.proj_q)
+        k, v = project(self.conv_k, self.proj_k), project(self.conv_v, self.proj_v)
         x = F.scaled_dot_product_attention(q, k, v, dropout_p=self.attn_drop if self.training else 0.0)
         return self.proj_drop(self.proj(x.transpose(1, 2).flatten(2)))
 

@@ -13,7 +13,7 @@ from functools import partial
 
 import torch
 from timm.layers import PatchEmbed, trunc_normal_
-from timm.models._manipulate import named_apply
+from timm.models import named_apply
 from timm.models.mlp_mixer import MixerBlock, _init_weights
 from torch import nn
 
@@ -53,7 +53,7 @@ class ClassTokenMixer(nn.Module):
         self.init_weights()
 
     def init_weights(self) -> None:
-        named_apply(_init_weights, self)  # timm's Mixer init
+        named_apply(_init_weights, self)  # timm's own Mixer init (a private helper)
         if self.cls_token is not None:
             trunc_normal_(self.cls_token, std=0.02)
         # timm zero-initialises Mixer heads; a zero head passes no gradient to the body on the first

@@ -43,6 +43,10 @@ def grid_to_tokens(x: torch.Tensor) -> torch.Tensor:
     return x.flatten(2).transpose(1, 2)
 
 
+def merge_heads(x: torch.Tensor) -> torch.Tensor:  # (B, heads, N, d) -> (B, N, heads·d)
+    return x.transpose(1, 2).flatten(2)
+
+
 class PyramidReduction(nn.Module):
     """PRM: one strided conv + GELU per dilation rate, outputs concatenated along channels."""
 
@@ -72,8 +76,7 @@ class ReductionAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         q, k, v = self.qkv(x).unflatten(-1, (3, self.num_heads, -1)).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v)
-        merge = lambda t: t.transpose(1, 2).flatten(2)  # noqa: E731  (B, heads, N, d) -> (B, N, heads·d)
-        return merge(v) + self.proj(merge(y))
+        return merge_heads(v) + self.proj(merge_heads(y))
 
 
 def reduction_pcm(in_chans: int, embed_dim: int, token_dim: int, stride: int) -> nn.Sequential:
