@@ -16,6 +16,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
@@ -34,6 +35,17 @@ log = logging.getLogger("robustgen")
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 
 
+def build(spec, **kwargs):
+    """hydra.utils.instantiate, with our own errors passed through unwrapped and a bad config
+    (unknown key, wrong type) turned into a ConfigError that names the config node."""
+    try:
+        return instantiate(spec, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, RobustgenError):
+            raise err.__cause__ from None
+        raise ConfigError(str(err)) from err
+
+
 def config_choices(cfg: DictConfig) -> dict:
     """Which option of each config group ran (arch=vit, eval=quick, ...)."""
     if HydraConfig.initialized():
@@ -43,9 +55,9 @@ def config_choices(cfg: DictConfig) -> dict:
 
 
 def build_attacks(cfg: DictConfig) -> tuple:
-    train_attack = instantiate(cfg.attack)
-    val_attack = instantiate(cfg.val_attack)
-    eval_attacks = {name: instantiate(spec) for name, spec in (cfg.eval.attacks or {}).items()}
+    train_attack = build(cfg.attack)
+    val_attack = build(cfg.val_attack)
+    eval_attacks = {name: build(spec) for name, spec in (cfg.eval.attacks or {}).items()}
     if not eval_attacks:
         raise ConfigError("eval.attacks is empty: the final evaluation needs at least one attack")
     return train_attack, val_attack, eval_attacks
@@ -59,14 +71,14 @@ def build_model(cfg: DictConfig, datamodule) -> torch.nn.Module:
 
 
 def build_loggers(cfg: DictConfig) -> list:
-    return [instantiate(spec) for spec in (cfg.get("logger") or {}).values() if spec is not None]
+    return [build(spec) for spec in (cfg.get("logger") or {}).values() if spec is not None]
 
 
-def build_callbacks(cfg: DictConfig, output_dir: Path) -> tuple[list, ModelCheckpoint]:
+def build_callbacks(cfg: DictConfig, output_dir: Path, with_loggers: bool) -> tuple[list, ModelCheckpoint]:
     checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=cfg.checkpoint.monitor,
                                  mode=cfg.checkpoint.mode, save_last=True, save_top_k=1, auto_insert_metric_name=False)
-    callbacks = [checkpoint, LearningRateMonitor(logging_interval="epoch")]
-    callbacks += [instantiate(spec) for spec in (cfg.get("callbacks") or {}).values() if spec is not None]
+    callbacks = [checkpoint] + ([LearningRateMonitor(logging_interval="epoch")] if with_loggers else [])
+    callbacks += [build(spec) for spec in (cfg.get("callbacks") or {}).values() if spec is not None]
     if cfg.progress_bar:
         callbacks.append(RichProgressBar())
     return callbacks, checkpoint
@@ -81,11 +93,11 @@ def train(cfg: DictConfig) -> float:
         cfg.run_name = f"{cfg.arch.name}-{choices.get('attack', 'attack')}-s{cfg.seed}"
 
     # Cheap checks and construction first: bad settings fail before data or training.
-    datamodule = instantiate(cfg.data)
+    datamodule = build(cfg.data)
     train_attack, val_attack, eval_attacks = build_attacks(cfg)
     optim = OptimConfig(**OmegaConf.to_container(cfg.optim, resolve=True))
     model = build_model(cfg, datamodule)
-    regularizer = instantiate(cfg.regularizer)
+    regularizer = build(cfg.regularizer)
     data_info = {"num_classes": datamodule.num_classes, "img_size": datamodule.img_size,
                  "mean": list(datamodule.mean), "std": list(datamodule.std)}
     module = AdversarialClassifier(model, train_attack, val_attack, optim, regularizer,
@@ -93,8 +105,8 @@ def train(cfg: DictConfig) -> float:
     datamodule.prepare_data()  # missing data stops here, with advice
 
     loggers = build_loggers(cfg)
-    callbacks, checkpoint = build_callbacks(cfg, output_dir)
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    callbacks, checkpoint = build_callbacks(cfg, output_dir, with_loggers=bool(loggers))
+    trainer: L.Trainer = build(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     for lg in loggers:
         lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume)
