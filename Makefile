@@ -1,0 +1,48 @@
+# robustgen — `make help` lists the targets. Variables: PYTHON, VENV, ARGS (extra Hydra overrides).
+SHELL := /bin/bash
+VENV ?= .venv
+PYTHON ?= $(VENV)/bin/python
+DATA ?= data
+SHARED_CIFAR ?= ../shared/data/cifar10/prepare_cifar10.py
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install data test test-slow quickstart train train-gpu sweep-patch sweep-zoo zoo bench clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+install: ## Create $(VENV) and install robustgen with its dev extra (editable)
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --upgrade pip
+	$(PYTHON) -m pip install -e ".[dev]"
+
+data: ## Write CIFAR-10 to $(DATA)/cifar-10-batches-py from ../shared (or let training download it)
+	@if [ -f $(DATA)/cifar-10-batches-py/test_batch ]; then echo "CIFAR-10 already in $(DATA)"; \
+	elif [ -f $(SHARED_CIFAR) ]; then $(PYTHON) $(SHARED_CIFAR) $(DATA); \
+	else echo "no local pack: training downloads CIFAR-10 into $(DATA) on first use"; fi
+
+test: data ## Run the default test suite (CPU, under 10 minutes)
+	$(PYTHON) -m pytest -q
+
+test-slow: data ## Run only the slow tests (heavy architectures, attack comparisons)
+	$(PYTHON) -m pytest -q -m slow
+
+quickstart: data ## Small real run: ~3 minutes on 2 CPU cores, prints a results table
+	$(PYTHON) -m robustgen experiment=quickstart $(ARGS)
+
+train: data ## Full study recipe (100 epochs PGD-AT), e.g. make train ARGS="arch=vit"
+	$(PYTHON) -m robustgen $(ARGS)
+
+train-gpu: data ## Full recipe on one GPU (bf16), e.g. make train-gpu ARGS="arch=pvtv2 eval=paper"
+	$(PYTHON) -m robustgen trainer=gpu data.num_workers=8 $(ARGS)
+
+sweep-patch: data ## Patch-size sweep of the study, e.g. make sweep-patch ARGS="arch=pvtv2"
+	$(PYTHON) -m robustgen -m +sweep=patch_size $(ARGS)
+
+zoo: ## Table of every architecture: parameters vs paper, MACs, CPU latency
+	$(PYTHON) -m robustgen.zoo
+
+clean: ## Remove outputs/ and multirun/ runs (keeps data)
+	rm -rf outputs lightning_logs
+	find multirun -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
