@@ -1,0 +1,83 @@
+"""What every data module shares: the splits' loaders and the fixed subsets used for evaluation.
+
+A subclass loads its splits in `load_splits()` as datasets that yield (x in [0, 1], y, example id)
+and support ``subset(positions, transform=None)``; this class picks the training subset, the
+validation split (the test set as the study did, or a held-out part of the training set) and
+the fixed subset attacked every epoch.
+"""
+from __future__ import annotations
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from robustgen.data.datasets import fixed_subset
+from robustgen.errors import ConfigError
+
+
+class ClassificationDataModule(L.LightningDataModule):
+    num_classes: int
+    img_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def __init__(self, root: str = "./data", batch_size: int = 128, eval_batch_size: int = 256,
+                 num_workers: int = 2, train_subset: int | None = None, val_from: str = "test",
+                 val_size: int | None = None, val_adv_points: int = 512, download: bool = True, seed: int = 0):
+        super().__init__()
+        if val_from not in ("test", "train"):
+            raise ConfigError(f"data.val_from must be 'test' or 'train', got {val_from!r}")
+        if val_from == "train" and not val_size:
+            raise ConfigError("data.val_from=train needs data.val_size (how many training images to hold out)")
+        if batch_size < 1 or eval_batch_size < 1:
+            raise ConfigError("data.batch_size and data.eval_batch_size must be ≥ 1")
+        self.root, self.download, self.seed = root, download, seed
+        self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
+        self.train_subset, self.val_from, self.val_size = train_subset, val_from, val_size
+        self.val_adv_points = val_adv_points
+        self._train = self._val = self._test = None
+
+    # --- what subclasses provide -------------------------------------------------------------
+    def load_splits(self):
+        """Return (train, test) datasets without augmentation."""
+        raise NotImplementedError
+
+    def train_augmentation(self):
+        raise NotImplementedError
+
+    # --- splits ------------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self._train is not None:
+            return
+        train, self._test = self.load_splits()
+        if self.val_from == "train":
+            order = torch.randperm(len(train), generator=torch.Generator().manual_seed(self.seed))
+            self._val = train.subset(order[:self.val_size].sort().values)
+            train = train.subset(order[self.val_size:].sort().values)
+        else:
+            self._val = self._test.subset(fixed_subset(len(self._test), self.val_size, self.seed))
+        positions = fixed_subset(len(train), self.train_subset, self.seed)
+        self._train_plain = train.subset(positions)
+        self._train = train.subset(positions, transform=self.train_augmentation())
+
+    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader(self._train, self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> list[DataLoader]:
+        """Two loaders: 0 = every validation image (clean), 1 = the fixed subset that is attacked."""
+        adv = self._val.subset(torch.arange(min(self.val_adv_points, len(self._val))))
+        return [self._loader(self._val, self.eval_batch_size, False), self._loader(adv, self.eval_batch_size, False)]
+
+    def test_dataset(self):
+        """The full test split, un-augmented, in its official order (evaluations use a prefix)."""
+        self.setup("test")
+        return self._test
+
+    def train_eval_dataset(self, n: int):
+        """A fixed subset of `n` training images without augmentation (robust generalization gap)."""
+        self.setup("fit")
+        return self._train_plain.subset(torch.arange(min(n, len(self._train_plain))))

@@ -1,0 +1,81 @@
+"""CIFAR-10 in the official `cifar-10-batches-py` layout, read safely and checked for structure.
+
+Where the data is looked for: `root/cifar-10-batches-py/` with `root` from `data.root`, which
+defaults to $ROBUSTGEN_DATA, then ./data. When it is missing and `download=True`, the official
+archive is downloaded and its md5 verified (torchvision's helper); when that fails (no network),
+the error says where we looked and how to provide the data. A local copy is checked by structure,
+not md5, so re-encoded copies (like the one in ../shared/data) are accepted.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robustgen.data.safe_pickle import load_pickle
+from robustgen.errors import DataError
+
+URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+MD5 = "c58f30108f718f92721af3b95e74349a"
+FOLDER = "cifar-10-batches-py"
+SPLITS = {"train": [f"data_batch_{k}" for k in range(1, 6)], "test": ["test_batch"]}
+CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+MEAN = (0.4914, 0.4822, 0.4465)
+STD = (0.2471, 0.2435, 0.2616)
+
+
+def _how_to_provide(root: Path) -> str:
+    return (f"Provide CIFAR-10 in {root / FOLDER}/ (files {', '.join(SPLITS['train'] + SPLITS['test'])}) by one of:\n"
+            f"  - python ../shared/data/cifar10/prepare_cifar10.py {root}   (from the local pack)\n"
+            f"  - downloading and unpacking {URL} into {root}\n"
+            f"  - pointing data.root=... (or $ROBUSTGEN_DATA) at a folder that holds {FOLDER}/")
+
+
+def ensure_cifar10(root: str | Path, download: bool = True) -> Path:
+    """Return the `cifar-10-batches-py` folder under `root`, downloading it if allowed."""
+    root = Path(root).expanduser()
+    folder = root / FOLDER
+    if all((folder / name).is_file() for names in SPLITS.values() for name in names):
+        return folder
+    if not download:
+        raise DataError(f"CIFAR-10 not found in {folder} (download disabled).\n{_how_to_provide(root)}")
+    try:
+        from torchvision.datasets.utils import download_and_extract_archive
+
+        download_and_extract_archive(URL, download_root=str(root), md5=MD5)
+    except Exception as err:  # no network, proxy, bad checksum: all end in the same advice
+        raise DataError(f"CIFAR-10 not found in {folder} and the download failed "
+                        f"({type(err).__name__}: {err}).\n{_how_to_provide(root)}") from None
+    return folder
+
+
+def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one batch file as (uint8 images N×3×32×32, int64 labels N), checking its structure."""
+    if not path.is_file():
+        raise DataError(f"{path}: file missing")
+    try:
+        batch = load_pickle(path)
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
+        raise DataError(f"{path}: not a readable CIFAR-10 batch ({err})") from None
+    if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
+        keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
+        raise DataError(f"{path}: expected a dict with keys 'data' and 'labels', found {keys}")
+    data, labels = np.asarray(batch["data"]), np.asarray(batch["labels"])
+    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{path}: 'data' must be uint8 of shape (N, 3072), found {data.dtype} {data.shape}")
+    if labels.shape != (len(data),):
+        raise DataError(f"{path}: {len(labels)} labels for {len(data)} images")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(CLASSES)):
+        raise DataError(f"{path}: labels must lie in 0..9, found {labels.min()}..{labels.max()}")
+    return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)
+
+
+def load_cifar10(root: str | Path, split: str, download: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """All images of `split` ("train" or "test") as (uint8 N×3×32×32, int64 N) tensors."""
+    folder = ensure_cifar10(root, download)
+    parts = [read_batch(folder / name) for name in SPLITS[split]]
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts])
+    return torch.from_numpy(images), torch.from_numpy(labels)

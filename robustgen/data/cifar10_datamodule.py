@@ -1,0 +1,47 @@
+"""Lightning data module for CIFAR-10 with the study's augmentation."""
+from __future__ import annotations
+
+from torchvision.transforms import v2
+
+from robustgen.data import cifar10
+from robustgen.data.base import ClassificationDataModule
+from robustgen.data.datasets import IndexedTensorDataset
+
+
+def train_transform(autoaugment: bool, crop_padding: int, flip: bool, img_size: int = 32) -> v2.Compose:
+    """The study's CIFAR-10 training augmentation: AutoAugment (CIFAR10 policy), crop, flip."""
+    steps = []
+    if autoaugment:
+        steps.append(v2.AutoAugment(v2.AutoAugmentPolicy.CIFAR10))
+    if crop_padding > 0:
+        steps.append(v2.RandomCrop(img_size, padding=crop_padding))
+    if flip:
+        steps.append(v2.RandomHorizontalFlip())
+    return v2.Compose(steps)
+
+
+class CIFAR10DataModule(ClassificationDataModule):
+    """CIFAR-10 as (image in [0, 1], label, example id) batches, held in memory as uint8.
+
+    Args (besides ClassificationDataModule's): autoaugment, crop_padding, flip — the augmentation.
+    """
+
+    num_classes = 10
+    img_size = 32
+    mean, std = cifar10.MEAN, cifar10.STD
+
+    def __init__(self, root: str = "./data", autoaugment: bool = True, crop_padding: int = 4, flip: bool = True,
+                 **kwargs):
+        super().__init__(root=root, **kwargs)
+        self.augment = train_transform(autoaugment, crop_padding, flip)
+
+    def prepare_data(self) -> None:
+        cifar10.ensure_cifar10(self.root, self.download)
+
+    def load_splits(self):
+        train = IndexedTensorDataset(*cifar10.load_cifar10(self.root, "train", self.download))
+        test = IndexedTensorDataset(*cifar10.load_cifar10(self.root, "test", self.download))
+        return train, test
+
+    def train_augmentation(self):
+        return self.augment
