@@ -2,6 +2,7 @@
 
 ``${div:8,255}`` lets ε and step sizes be written the way papers write them (8/255) while staying
 plain floats for the code. ``${wandb_offline:}`` makes W&B log offline unless the user is logged in.
+``${patch_sweep:vit}`` and ``${study_archs:}`` are sweep lists kept in the architecture registry only.
 """
 from __future__ import annotations
 
@@ -24,8 +25,30 @@ def wandb_offline() -> bool:
         return True
 
 
+def patch_sweep(arch: str) -> str:
+    """The study's patch sizes for `arch` as a sweep list ("8,4,2"), read from the registry."""
+    from robustgen.arch import ARCHS, get_spec
+
+    spec = get_spec(arch)
+    if not spec.patch_sizes:
+        swept = sorted(name for name, s in ARCHS.items() if s.patch_sizes)
+        raise ValueError(f"arch={arch} has no patch-size sweep; architectures with one: {', '.join(swept)}")
+    return ",".join(str(p) for p in spec.patch_sizes)
+
+
+def study_archs() -> str:
+    """Every architecture with a row in the study's CIFAR-10 table, as a sweep list."""
+    from robustgen.arch import ARCHS, list_archs
+
+    return ",".join(name for name in list_archs() if ARCHS[name].paper_name)
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("div"):
         OmegaConf.register_new_resolver("div", lambda a, b: float(a) / float(b))
+    if not OmegaConf.has_resolver("patch_sweep"):
+        OmegaConf.register_new_resolver("patch_sweep", patch_sweep)
+    if not OmegaConf.has_resolver("study_archs"):
+        OmegaConf.register_new_resolver("study_archs", study_archs)
     if not OmegaConf.has_resolver("wandb_offline"):
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)

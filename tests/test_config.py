@@ -55,3 +55,32 @@ def test_unknown_option_lists_valid_ones(tmp_path):
     with pytest.raises(ConfigCompositionException) as err:
         compose_config(["arch=resnot"], output_dir=tmp_path)
     assert "resnet" in str(err.value) and "vit" in str(err.value)
+
+
+def sweep_values(overrides: list[str], key: str) -> list[str]:
+    """The values Hydra's basic sweeper launches for `key` (parsed exactly as the sweeper parses them)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    cfg = compose_config(overrides)
+    parsed = OverridesParser.create().parse_overrides([f"{key}={cfg.hydra.sweeper.params[key]}"])[0]
+    return [str(v) for v in parsed.sweep_string_iterator()]
+
+
+def test_zoo_sweep_covers_every_row_of_the_paper_table():
+    import csv
+
+    rows = list(csv.DictReader(open(Path(CONFIG_DIR).parents[1] / "shared/reference/paper_table_cifar10.csv")))
+    from robustgen.arch import ARCHS
+
+    swept = sweep_values(["+sweep=zoo"], "arch")
+    assert sorted(ARCHS[a].paper_name for a in swept) == sorted(r["architecture"] for r in rows)
+
+
+@pytest.mark.parametrize("arch,sizes", [("vit", ["8", "4", "2"]), ("pvtv2", ["4", "2", "1"])])
+def test_patch_size_sweep_uses_the_study_sizes(arch, sizes):
+    assert sweep_values([f"arch={arch}", "+sweep=patch_size"], "arch.patch_size") == sizes
+
+
+def test_patch_size_sweep_names_the_archs_that_have_one():
+    with pytest.raises(Exception, match="arch=resnet has no patch-size sweep.*pvtv2, vit"):
+        sweep_values(["arch=resnet", "+sweep=patch_size"], "arch.patch_size")

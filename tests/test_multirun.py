@@ -1,0 +1,44 @@
+"""`python -m robustgen -m ...` as a user runs it: a real Hydra multirun in a subprocess."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.hydra_helpers import TINY
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2"}
+    return subprocess.run([sys.executable, "-m", "robustgen", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_patch_size_sweep_runs_one_job_per_study_patch_size(tmp_path, cifar_root):
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("-m", "+sweep=patch_size", *TINY, f"data.root={cifar_root}", f"hydra.sweep.dir={sweep_dir}",
+                   cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/results.json"))]
+    assert sorted(r["arch"]["patch_size"] for r in results) == [2, 4, 8]
+    assert len({r["best_checkpoint"] for r in results}) == 3  # no job overwrote another's folder
+
+
+def test_two_sweeps_started_together_never_collide(tmp_path, cifar_root):
+    procs = [subprocess.Popen([sys.executable, "-m", "robustgen", "-m", *TINY, f"data.root={cifar_root}",
+                               "seed=1,2"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO),
+                                                               "OMP_NUM_THREADS": "1"},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for p in procs:
+        assert p.wait(timeout=600) == 0, p.stderr.read()[-3000:]
+    assert len(list((tmp_path / "multirun").glob("*/*/*/results.json"))) == 4
+
+
+def test_user_error_prints_a_message_not_a_traceback(tmp_path, cifar_root):
+    proc = run_cli(*TINY, f"data.root={cifar_root}", "attack.eps=-1", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "robustgen: error: PGD: eps must be ≥ 0" in proc.stderr and "Traceback" not in proc.stderr
