@@ -84,9 +84,10 @@ def render_table(rows: list[dict], batch: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    timing = (f"CPU forward of a batch of {batch}, eval, no grad, median after a warm-up, "
+              f"{torch.get_num_threads()} threads" if batch > 0 else "not measured (--batch 0)")
     table = Table(title="robustgen architecture zoo (CIFAR-10: 10 classes, 32×32)",
-                  caption=f"exact: count equals PROTOCOL.md's exact one. Latency: CPU forward of a batch of "
-                          f"{batch}, eval, no grad, median after a warm-up, {torch.get_num_threads()} threads")
+                  caption=f"exact: count equals PROTOCOL.md's exact one. MACs: per image. Latency: {timing}")
     for column in ("arch", "family", "params", "paper", "diff %", "exact", "MACs/img", "latency ms"):
         table.add_column(column, justify="left" if column in ("arch", "family") else "right", no_wrap=True)
     for row in rows:
