@@ -13,7 +13,8 @@ from robustgen.arch import create_arch
 from robustgen.errors import ConfigError
 from robustgen.regularizer import L1Penalty
 from robustgen.sparsity import block_norms, bound_record, sparsity_measures, theorem1_complexity
-from robustgen.sparsity.bound import block_input_fro, layer_norms, rademacher_norm
+from robustgen.sparsity.bound import block_input_fro, rademacher_norm
+from robustgen.sparsity.bound import spectral_norm as spectral
 from robustgen.sparsity.measures import hoyer_sparsity, near_zero_fraction
 from tests.hydra_helpers import TINY, compose_config
 
@@ -83,7 +84,8 @@ def test_penalty_is_described_for_results_json():
 def test_hoyer_and_near_zero_match_hand_values():
     assert hoyer_sparsity(torch.tensor([0.0, 3.0, 0.0, 0.0])) == pytest.approx(1.0)
     assert hoyer_sparsity(torch.tensor([-2.0, 2.0, 2.0, -2.0])) == pytest.approx(0.0, abs=1e-12)
-    assert hoyer_sparsity(torch.tensor([1.0, 1.0, 0.0, 0.0])) == pytest.approx(2 - math.sqrt(2))  # (√4 − √2)/(√4 − 1)
+    # (√4 − ‖w‖₁/‖w‖₂) / (√4 − 1) = (2 − √2) / 1
+    assert hoyer_sparsity(torch.tensor([1.0, 1.0, 0.0, 0.0])) == pytest.approx(2 - math.sqrt(2))
     assert near_zero_fraction(torch.tensor([1.0, 0.005, 0.02, -0.001]), 0.01) == 0.5
     assert near_zero_fraction(torch.tensor([-4.0, 0.04, 0.05, 2.0]), 0.01) == 0.25  # threshold relative to max |w|
 
@@ -198,11 +200,13 @@ def test_theorem1_complexity_matches_the_slides_formula():
     assert rademacher_norm(s1, s2, b1, b2) * x_fro == pytest.approx(s1 * s2 * c)
 
 
-def test_sparser_attention_at_same_spectral_norm_lowers_the_norm_term():
-    dense = torch.ones(8, 8) / 8  # rank one, spectral norm 1, ℓ1 8
-    sparse = torch.eye(8)  # spectral norm 1, ℓ1 8 as well → same; make it sparser still:
-    sparse[4:] = 0  # spectral norm 1, ℓ1 4
-    assert rademacher_norm(1.0, 1.0, float(sparse.abs().sum()), 8.0) < rademacher_norm(1.0, 1.0, float(dense.sum()), 8.0)
+def test_sparser_weights_at_the_same_spectral_norm_lower_the_norm_term():
+    dense = torch.ones(8, 8) / 8  # spectral norm 1, ℓ1 8
+    sparse = torch.diag(torch.tensor([1.0, 1.0, 0, 0, 0, 0, 0, 0]))  # spectral norm 1, ℓ1 2
+    w1 = torch.eye(8)
+    terms = [rademacher_norm(spectral(a), spectral(w1), float(a.abs().sum()), float(w1.abs().sum()))
+             for a in (sparse, dense)]
+    assert spectral(sparse) == pytest.approx(spectral(dense)) and terms[0] < terms[1]
 
 
 def test_attention_without_mlp_pairs_with_the_next_conv():

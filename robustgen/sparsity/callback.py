@@ -156,7 +156,8 @@ class SparsityMonitor(L.Callback):
                                                           margin=self.margin, eps=self._eps, x_fro=block["x_fro"],
                                                           d_max=block["d_max"])
         values = [b["complexity"] for b in bound["blocks"] if "complexity" in b]
-        bound.update(margin=self.margin, eps=self._eps, n=n, complexity_mean=sum(values) / len(values) if values else None)
+        bound.update(margin=self.margin, eps=self._eps, n=n,
+                     complexity_mean=sum(values) / len(values) if values else None)
 
     # --- resuming keeps the history ------------------------------------------------------------------
     def state_dict(self) -> dict:
