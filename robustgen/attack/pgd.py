@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from robustgen.attack import projections as proj
 from robustgen.attack.base import Attack
-from robustgen.attack.random_start import ExampleRNG, random_l1, uniform_l2, uniform_linf
+from robustgen.attack.random_start import ExampleRNG, random_l1, random_l2, uniform_linf
 from robustgen.errors import ConfigError
 
 L1_VARIANTS = ("study", "strong")
@@ -44,8 +44,9 @@ class PGD(Attack):
         eps: radius in pixel units ([0, 1] images), e.g. 8/255 for ℓ∞, 1.5 for ℓ2, 40 for ℓ1.
         steps: number of gradient steps (≥ 1).
         step_size: length of each step in the norm of the threat model, same units as eps.
-        random_start: start from a random point of the ball (ℓ∞: uniform; ℓ2: uniform; ℓ1: the
-            study's toolkit's distribution, radius eps·√u) instead of the clean image.
+        random_start: start from a random point of the ball (ℓ∞: uniform; ℓ2: radius uniform in
+            [0, eps]; ℓ1: the study's toolkit's distribution, radius eps·√u; see random_start.py)
+            instead of the clean image.
         l1_variant: "study" or "strong" (see the module docstring); only used when norm="l1".
         sparsity: for the strong ℓ1 variant, the share of (movable) coordinates each step leaves
             untouched: 0.99 steps along the top 1% of gradient coordinates (SLIDE's q = 99).
@@ -83,7 +84,7 @@ class PGD(Attack):
 
     # --- the three places where norms differ -------------------------------------------------
     def initial_delta(self, x: Tensor, rng: ExampleRNG) -> Tensor:
-        sampler = {"linf": uniform_linf, "l2": uniform_l2, "l1": random_l1}[self.norm]
+        sampler = {"linf": uniform_linf, "l2": random_l2, "l1": random_l1}[self.norm]
         return sampler(rng, x, self.eps)
 
     def ascent_step(self, grad: Tensor, x_adv: Tensor) -> Tensor:

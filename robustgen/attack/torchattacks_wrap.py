@@ -12,6 +12,8 @@ the model it is given. What the wrapper takes care of, having read torchattacks 
   it inside ``torch.random.fork_rng`` so the caller's random stream is left as it was. Its random
   starts are drawn per batch, not per example: a result is reproducible for the same batch, but
   unlike our own attacks may move slightly with batch composition.
+* parameter gradients: FAB calls ``backward()``; each parameter's ``.grad`` is put back as it
+  was, so an attack never changes what an optimiser would see.
 * ℓ1: torchattacks' APGD, APGD-T, FAB and Square have no ℓ1 version, so APGD and APGD-T with
   ``norm="l1"`` run the hand-written ℓ1 APGD in apgd_l1.py instead.
 
@@ -51,12 +53,18 @@ class TorchattacksAttack(Attack):
         with torch.no_grad():
             n_classes = model(x[:1]).shape[1]
         devices = [x.device.index or 0] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            attack = self.build(model, n_classes)
-            if not self.eval_mode:
-                attack.set_model_training_mode(model_training=model.training, batchnorm_training=True,
-                                               dropout_training=True)
-            return attack(x, y).to(x)
+        params = list(model.parameters())
+        grads = [p.grad for p in params]
+        try:
+            with torch.random.fork_rng(devices=devices):
+                attack = self.build(model, n_classes)
+                if not self.eval_mode:
+                    attack.set_model_training_mode(model_training=model.training, batchnorm_training=True,
+                                                   dropout_training=True)
+                return attack(x, y).to(x)
+        finally:  # FAB calls .backward(), which would leave gradients on the parameters
+            for p, g in zip(params, grads):
+                p.grad = g
 
     def describe(self) -> dict:
         return {**super().describe(), "implementation": _IMPLEMENTATION}
