@@ -98,6 +98,7 @@ def train(cfg: DictConfig) -> float:
     optim = OptimConfig(**OmegaConf.to_container(cfg.optim, resolve=True))
     model = build_model(cfg, datamodule)
     regularizer = build(cfg.regularizer)
+    regularizer(model)  # a scope with no weights in this architecture fails now, not after data loading
     data_info = {"num_classes": datamodule.num_classes, "img_size": datamodule.img_size,
                  "mean": list(datamodule.mean), "std": list(datamodule.std)}
     module = AdversarialClassifier(model, train_attack, val_attack, optim, regularizer,
