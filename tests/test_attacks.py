@@ -296,3 +296,14 @@ def test_robust_accuracy_is_below_clean(attack, robust_cnn, cifar_test_points):
     clean = accuracy(robust_cnn, x, y)
     robust = accuracy(robust_cnn, attack(robust_cnn, x, y, example_ids=ids), y)
     assert 0 < robust < clean, "a trained robust model keeps some but not all points"
+
+
+@pytest.mark.parametrize("norm, eps", [("linf", 8 / 255), ("l1", 12.0)])
+def test_autoattack_restores_mode_and_respects_budget(norm, eps, batch):
+    model = tiny_cnn().train()
+    x, y, ids = batch
+    attack = AutoAttack(norm, eps)
+    x_adv = attack(model, x[:6], y[:6], example_ids=ids[:6])
+    assert model.training
+    assert float(x_adv.min()) >= 0 and float(x_adv.max()) <= 1
+    assert budget_excess(attack, x[:6], x_adv) <= 1e-5 * max(eps, 1.0)

@@ -74,7 +74,7 @@ def project_l1_box(delta: Tensor, x: Tensor, eps: float) -> Tensor:
     moving = weights.cumsum(1)                    # coordinates moving just below each breakpoint
     f_at = (weights * points).cumsum(1) - points * moving  # f at each breakpoint (descending λ)
     # f grows as λ decreases: the first breakpoint where f ≥ eps bounds λ from below.
-    k = (f_at < eps).sum(1).clamp(1, points.shape[1] - 1, ).unsqueeze(1)
+    k = (f_at < eps).sum(1).clamp(1, points.shape[1] - 1).unsqueeze(1)
     p_k, f_k = points.gather(1, k), f_at.gather(1, k)
     slope = moving.gather(1, k - 1).clamp_min(1)
     p_above = points.gather(1, k - 1)
