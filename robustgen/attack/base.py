@@ -32,7 +32,8 @@ class Attack:
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, *, example_ids: Tensor | None = None) -> Tensor:
         """Return adversarial versions of `x`. `example_ids` (one integer per row, e.g. the index in
-        the data set) make random starts depend on the example, not on the batch it is in."""
+        the data set) make random starts depend on the example, not on the batch it is in; without
+        them starts come from torch's global generator (fresh each call, as training wants)."""
         was_training = model.training
         if self.eval_mode:
             model.eval()
