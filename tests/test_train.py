@@ -61,7 +61,7 @@ def test_checkpoint_of_another_arch_is_refused(tiny_run):
 
 
 def test_vanilla_training_runs(tmp_path, cifar_root):
-    worst, results = run_tiny(tmp_path, cifar_root, "attack=none", "~attack.steps", "~attack.step_size")
+    worst, results = run_tiny(tmp_path, cifar_root, "attack=none")
     assert results["train_attack"]["type"] == "NoAttack"
     assert worst <= results["clean_acc"]
 

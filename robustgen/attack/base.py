@@ -57,9 +57,13 @@ class Attack:
 
 
 class NoAttack(Attack):
-    """Identity 'attack': vanilla (clean) training with `attack=none`."""
+    """Identity 'attack': vanilla (clean) training with `attack=none`.
 
-    def __init__(self) -> None:
+    Budget settings (steps, step_size, ...) are accepted and ignored, so that an experiment that
+    shortens the training attack (e.g. `experiment=quickstart`) also works with `attack=none`.
+    """
+
+    def __init__(self, **ignored_budget) -> None:
         super().__init__(eps=0.0)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor, *, example_ids: Tensor | None = None) -> Tensor:
