@@ -22,6 +22,7 @@ from torch import nn
 from robustgen.arch.models.resnet import CIFAR_MAX_SIZE
 from robustgen.arch.registry import register_arch
 from robustgen.errors import ConfigError
+from robustgen.arch.models._linear_head import LinearHeadMixin
 
 
 class ConvTokenizer(nn.Module):
@@ -70,7 +71,7 @@ class SequencePooling(nn.Module):
         return (weights * x).sum(dim=1)
 
 
-class CCT(nn.Module):
+class CCT(LinearHeadMixin, nn.Module):
     def __init__(self, num_classes: int = 10, img_size: int = 32, in_chans: int = 3, embed_dim: int = 256,
                  depth: int = 7, num_heads: int = 4, mlp_ratio: float = 2.0, kernel_size: int = 3,
                  tokenizer_layers: int = 1, drop_rate: float = 0.0, attn_drop_rate: float = 0.1,
@@ -99,14 +100,6 @@ class CCT(nn.Module):
                 nn.init.zeros_(m.bias)
         elif isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight)
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self.head.apply(self._init_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.pos_drop(self.tokenizer(x) + self.pos_embed)

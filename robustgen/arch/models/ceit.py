@@ -28,6 +28,7 @@ from torch import nn
 from robustgen.arch.models.resnet import CIFAR_MAX_SIZE
 from robustgen.arch.models.vit import check_patch_size
 from robustgen.arch.registry import register_arch
+from robustgen.arch.models._linear_head import LinearHeadMixin
 
 
 class Image2Tokens(nn.Module):
@@ -109,7 +110,7 @@ class LayerClassTokenBlock(nn.Module):
         return x + self.mlp(self.norm2(x))
 
 
-class CeiT(nn.Module):
+class CeiT(LinearHeadMixin, nn.Module):
     def __init__(self, num_classes: int = 10, img_size: int = 32, patch_size: int = 4, in_chans: int = 3,
                  stem_chans: int = 32, stem_kernel: int = 3, stem_stride: int = 1, embed_dim: int = 192,
                  depth: int = 12, num_heads: int = 3, mlp_ratio: float = 4.0, lca: bool = True,
@@ -133,21 +134,6 @@ class CeiT(nn.Module):
         self.apply(self._init_weights)
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.embed_dim, num_classes) if num_classes > 0 else nn.Identity()
-        self.head.apply(self._init_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Returns the classified representation (B, C): the LCA output (or last class token), normed."""

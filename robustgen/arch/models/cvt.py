@@ -23,6 +23,7 @@ from torch import nn
 
 from robustgen.arch.models.resnet import CIFAR_MAX_SIZE
 from robustgen.arch.registry import register_arch
+from robustgen.arch.models._linear_head import LinearHeadMixin
 
 
 class ConvEmbed(nn.Module):
@@ -127,7 +128,7 @@ class CvTStage(nn.Module):
         return x.transpose(1, 2).unflatten(2, grid_size), None
 
 
-class CvT(nn.Module):
+class CvT(LinearHeadMixin, nn.Module):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, dims=(64, 192, 384), depths=(1, 2, 10),
                  num_heads=(1, 3, 6), embed_kernels=(7, 3, 3), embed_strides=(4, 2, 2), mlp_ratio: float = 4.0,
                  drop_rate: float = 0.0, attn_drop_rate: float = 0.0, drop_path_rates=(0.0, 0.0, 0.1)):
@@ -144,21 +145,6 @@ class CvT(nn.Module):
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(self._init_weights)
         trunc_normal_(self.stages[-1].cls_token, std=0.02)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.head.apply(self._init_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Returns the final class token, layer-normed."""

@@ -28,11 +28,12 @@ import math
 
 import torch
 import torch.nn.functional as F
-from timm.layers import Attention, DropPath, Mlp, trunc_normal_
+from timm.layers import Attention, DropPath, Mlp
 from torch import nn
 
 from robustgen.arch.models.resnet import CIFAR_MAX_SIZE
 from robustgen.arch.registry import register_arch
+from robustgen.arch.models._linear_head import LinearHeadMixin
 
 
 def tokens_to_grid(x: torch.Tensor, grid_size: tuple[int, int]) -> torch.Tensor:
@@ -140,7 +141,7 @@ class NormalCell(nn.Module):
         return x + self.drop_path(self.mlp(self.norm2(x)))
 
 
-class ViTAE(nn.Module):
+class ViTAE(LinearHeadMixin, nn.Module):
     def __init__(self, num_classes: int = 10, in_chans: int = 3, embed_dims=(64, 64, 192), token_dims=(96, 192, 384),
                  strides=(4, 2, 2), kernel_sizes=(7, 3, 3), dilations=((1, 2, 3, 4), (1, 2, 3), (1, 2)),
                  depth: int = 14, num_heads: int = 6, mlp_ratio: float = 3.0, pcm_groups: int = 96,
@@ -162,21 +163,6 @@ class ViTAE(nn.Module):
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self.apply(self._init_weights)
-
-    @staticmethod
-    def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-    def get_classifier(self) -> nn.Module:
-        return self.head
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
-        self.head.apply(self._init_weights)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Returns the normal cells' tokens (B, N, C)."""
