@@ -25,7 +25,7 @@ import robustgen  # noqa: F401  (registers the config resolvers)
 from robustgen.arch import count_parameters, create_arch
 from robustgen.checkpoint import load_model
 from robustgen.errors import ConfigError, RobustgenError
-from robustgen.eval import evaluate_worst_case
+from robustgen.eval import EvalSettings, run_evaluation
 from robustgen.module import AdversarialClassifier
 from robustgen.optim import OptimConfig
 from robustgen.results import write_results
@@ -95,6 +95,7 @@ def train(cfg: DictConfig) -> float:
     # Cheap checks and construction first: bad settings fail before data or training.
     datamodule = build(cfg.data)
     train_attack, val_attack, eval_attacks = build_attacks(cfg)
+    settings = EvalSettings.from_dict(OmegaConf.to_container(cfg.eval, resolve=True), name=choices.get("eval"))
     optim = OptimConfig(**OmegaConf.to_container(cfg.optim, resolve=True))
     model = build_model(cfg, datamodule)
     regularizer = build(cfg.regularizer)
@@ -116,9 +117,9 @@ def train(cfg: DictConfig) -> float:
     best = checkpoint.best_model_path or checkpoint.last_model_path
     best_model, _ = load_model(best, expected_arch=cfg.arch.name)
     best_model.to(module.device).eval()
-    report = evaluate_worst_case(best_model, datamodule.test_dataset(), eval_attacks,
-                                 n_points=cfg.eval.n_points, batch_size=cfg.eval.batch_size,
-                                 per_attack=cfg.eval.per_attack, progress=cfg.progress_bar)
+    evaluation = run_evaluation(best_model, datamodule.test_dataset(), eval_attacks, settings,
+                                output_dir=output_dir, progress=cfg.progress_bar)
+    report = evaluation.report
     metrics = report.metrics()
     for lg in loggers:
         lg.log_metrics(metrics, step=trainer.global_step)
@@ -131,8 +132,7 @@ def train(cfg: DictConfig) -> float:
         "train_attack": train_attack.describe(), "eval_attacks": {k: a.describe() for k, a in eval_attacks.items()},
         "regularizer": regularizer.describe(), "epochs": trainer.current_epoch,
         "best_checkpoint": str(best), "best_val_acc_clean": _float(checkpoint.best_model_score),
-        "n_points": report.n_points, "clean_acc": report.clean_acc, "attack_acc": report.attack_acc,
-        "worst_case_acc": report.worst_case_acc, "metrics": metrics,
+        **evaluation.record(),
         "time_s": {"train": train_seconds, "eval": report.seconds, "total": time.perf_counter() - start},
     }
     for callback in callbacks:  # callbacks that measured something during training add it here

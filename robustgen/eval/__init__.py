@@ -1,4 +1,9 @@
-"""Evaluation (mirrors conf/eval/): clean, per-attack and worst-case accuracy."""
+"""Evaluation (mirrors conf/eval/): clean, per-attack and worst-case accuracy, per-example
+outcomes that an interrupted evaluation resumes from, and sanity checks against broken attacks."""
+from robustgen.eval.outcomes import OUTCOMES_FILE, Outcomes, load_outcomes
+from robustgen.eval.run import EvalResult, EvalSettings, run_evaluation
+from robustgen.eval.sanity import SanityFlag, SanitySettings, run_sanity_checks
 from robustgen.eval.worst_case import EvalReport, evaluate_worst_case
 
-__all__ = ["EvalReport", "evaluate_worst_case"]
+__all__ = ["OUTCOMES_FILE", "EvalReport", "EvalResult", "EvalSettings", "Outcomes", "SanityFlag", "SanitySettings",
+           "evaluate_worst_case", "load_outcomes", "run_evaluation", "run_sanity_checks"]

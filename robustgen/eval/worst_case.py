@@ -9,6 +9,10 @@ AutoAttack. Two schedules give the same per-point outcome:
 * every attack on every clean-correct point (``per_attack=True``): also yields each attack's own
   accuracy, at the cost of running all attacks on all points.
 
+Either way `broken_by` names the first attack in set order that broke each point, and the
+outcomes are saved after every batch (outcomes.py) so that an interrupted evaluation resumes.
+Attacks draw their random starts per example id, so outcomes do not depend on the batch size.
+
 The model's train/eval mode is left as the caller set it (attacks restore it themselves); the
 caller puts the model in eval mode, as AutoAttack requires of its users.
 """
@@ -16,14 +20,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from robustgen.attack.base import Attack
-
-CLEAN = "clean"  # broken_by value of points misclassified without attack
+from robustgen.eval.outcomes import CLEAN, Outcomes, eval_fingerprint, weights_fingerprint
 
 
 @dataclass
@@ -34,7 +38,10 @@ class EvalReport:
     attack_acc: dict[str, float] = field(default_factory=dict)  # on all points; empty for a pure cascade
     broken_by: list[str | None] = field(default_factory=list)  # first attack (in set order) that broke each point
     example_ids: list[int] = field(default_factory=list)
-    seconds: float = 0.0
+    seconds: float = 0.0  # this run's wall time
+    resumed_points: int = 0  # points whose outcomes came from a saved state
+    attack_seconds: float = 0.0  # attack time over every run that contributed, resumed ones included
+    attacked_points: dict[str, int] = field(default_factory=dict)  # points each attack ran on (its cost)
 
     def metrics(self, prefix: str = "test/acc") -> dict[str, float]:
         out = {f"{prefix}/clean": self.clean_acc, f"{prefix}/worst_case": self.worst_case_acc}
@@ -42,60 +49,99 @@ class EvalReport:
         return out
 
 
+def report_from_outcomes(outcomes: Outcomes, per_attack: bool, seconds: float = 0.0, resumed: int = 0) -> EvalReport:
+    """Accuracies (%) of the recorded points. Per-attack accuracy: points that attack left
+    correctly classified; a point misclassified clean counts as wrong for every attack."""
+    n = max(len(outcomes), 1)
+    clean = sum(b != CLEAN for b in outcomes.broken_by)
+    attack_acc = {name: 100.0 * sum(r is True for r in col) / n for name, col in outcomes.robust.items()}
+    return EvalReport(
+        n_points=len(outcomes), clean_acc=100.0 * clean / n,
+        worst_case_acc=100.0 * sum(b is None for b in outcomes.broken_by) / n,
+        attack_acc=attack_acc if per_attack else {}, broken_by=list(outcomes.broken_by),
+        example_ids=list(outcomes.ids), seconds=seconds, resumed_points=resumed, attack_seconds=outcomes.seconds,
+        attacked_points={name: sum(r is not None for r in col) for name, col in outcomes.robust.items()})
+
+
 @torch.no_grad()
 def _predict(model: nn.Module, x: Tensor) -> Tensor:
     return model(x).argmax(1)
 
 
+def attack_batch(model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor, attacks: dict[str, Attack],
+                 per_attack: bool, advance=lambda name, k: None) -> tuple[list[str | None], dict[str, list]]:
+    """Outcomes of one batch: (broken_by per point, {attack: robust True/False/None per point})."""
+    clean_ok = _predict(model, x) == y
+    robust = clean_ok.clone()
+    first_break: list[str | None] = [None if ok else CLEAN for ok in clean_ok.tolist()]
+    survived: dict[str, list[bool | None]] = {}
+    for name, attack in attacks.items():
+        # Cascade: attack only what is still robust; per_attack: every clean-correct point.
+        targets = (clean_ok if per_attack else robust).nonzero().flatten()
+        column: list[bool | None] = [None] * len(y)
+        if len(targets):
+            x_adv = attack(model, x[targets], y[targets], example_ids=example_ids[targets.cpu()])
+            holds = _predict(model, x_adv) == y[targets]
+            for t, ok in zip(targets.tolist(), holds.tolist()):
+                column[t] = ok
+                if not ok and first_break[t] is None:
+                    first_break[t] = name
+            robust[targets[~holds]] = False
+            advance(name, len(targets))
+        survived[name] = column
+    return first_break, survived
+
+
+def dataset_ids(dataset: Dataset, n: int) -> list[int]:
+    """Example ids of the first `n` items: the data set's `ids` column, or the positions (ids are
+    the index in the split, see robustgen/data/datasets.py) — without decoding any image."""
+    ids = getattr(dataset, "ids", None)
+    return [int(i) for i in ids[:n]] if ids is not None else list(range(n))
+
+
 def evaluate_worst_case(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack], *,
                         n_points: int | None = None, batch_size: int = 256, per_attack: bool = True,
-                        device: torch.device | str | None = None, progress: bool = True) -> EvalReport:
-    """Evaluate `model` on the first `n_points` items (x, y, example_id) of `dataset`."""
+                        device: torch.device | str | None = None, progress: bool = True,
+                        state_path: str | Path | None = None, data_tag: str = "", num_workers: int = 0) -> EvalReport:
+    """Evaluate `model` on the first `n_points` items (x, y, example_id) of `dataset`.
+
+    With `state_path`, per-example outcomes are saved there after every batch, and points already
+    recorded there by the same evaluation (same weights, attack settings, schedule and `data_tag`)
+    are not evaluated again. `n_points` may grow between runs: only the new points are evaluated.
+    """
     start = time.perf_counter()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n = len(dataset) if n_points is None else min(int(n_points), len(dataset))
-    loader = DataLoader(Subset(dataset, range(n)), batch_size=batch_size, shuffle=False)
-    n_clean = 0
-    survived = {name: 0 for name in attacks}
-    broken_by: list[str | None] = []
-    ids: list[int] = []
+    about = {"weights": weights_fingerprint(model), "data": data_tag or f"{type(dataset).__name__}[{len(dataset)}]",
+             "per_attack": per_attack,
+             "attacks": [[name, a.describe(), getattr(a, "seed", None)] for name, a in attacks.items()]}
+    path = Path(state_path) if state_path is not None else None
+    outcomes = Outcomes.resume_or_start(path, list(attacks), eval_fingerprint(about), about)
+    ids = dataset_ids(dataset, n)
+    todo = [pos for pos, i in enumerate(ids) if i not in outcomes]
+    resumed = n - len(todo)
+    loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
-    with _progress_bar(progress, n, list(attacks)) as advance:
+    with _progress_bar(progress, n, resumed, list(attacks)) as advance:
         for x, y, example_ids in loader:
-            x, y = x.to(device), y.to(device)
-            clean_ok = _predict(model, x) == y
-            robust = clean_ok.clone()
-            n_clean += int(clean_ok.sum())
-            first_break = [None if ok else CLEAN for ok in robust.tolist()]
-            for name, attack in attacks.items():
-                # Cascade: attack only what is still robust; per_attack: every clean-correct point.
-                targets = (clean_ok if per_attack else robust).nonzero().flatten()
-                if len(targets) == 0:
-                    continue
-                x_adv = attack(model, x[targets], y[targets], example_ids=example_ids[targets.cpu()])
-                holds = _predict(model, x_adv) == y[targets]
-                survived[name] += int(holds.sum())
-                for t, ok in zip(targets.tolist(), holds.tolist()):
-                    if not ok and first_break[t] is None:
-                        first_break[t] = name
-                robust[targets[~holds]] = False
-                advance(name, len(targets))
-            broken_by += first_break
-            ids += example_ids.tolist()
+            batch_start = time.perf_counter()
+            first_break, survived = attack_batch(model, x.to(device), y.to(device), example_ids, attacks,
+                                                 per_attack, advance)
+            for k, (i, label) in enumerate(zip(example_ids.tolist(), y.tolist())):
+                outcomes.add(i, label, first_break[k], {name: col[k] for name, col in survived.items()})
+            outcomes.seconds += time.perf_counter() - batch_start
+            if path is not None:
+                outcomes.save(path)
             advance(None, len(y))
 
-    worst = sum(b is None for b in broken_by)
-    return EvalReport(
-        n_points=n, clean_acc=100.0 * n_clean / max(n, 1), worst_case_acc=100.0 * worst / max(n, 1),
-        attack_acc={k: 100.0 * v / max(n, 1) for k, v in survived.items()} if per_attack else {},
-        broken_by=broken_by, example_ids=ids, seconds=time.perf_counter() - start)
+    return report_from_outcomes(outcomes.select(ids), per_attack, time.perf_counter() - start, resumed)
 
 
 class _progress_bar:
     """A rich progress bar over evaluated points (one line per attack), or nothing."""
 
-    def __init__(self, enabled: bool, total: int, attack_names: list[str]):
-        self.enabled, self.total, self.names = enabled, total, attack_names
+    def __init__(self, enabled: bool, total: int, done: int, attack_names: list[str]):
+        self.enabled, self.total, self.done, self.names = enabled, total, done, attack_names
 
     def __enter__(self):
         if not self.enabled:
@@ -105,7 +151,8 @@ class _progress_bar:
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), transient=False)
         self.progress.start()
-        overall = self.progress.add_task("evaluated points", total=self.total)
+        label = "evaluated points" + (f" ({self.done} resumed)" if self.done else "")
+        overall = self.progress.add_task(label, total=self.total, completed=self.done)
         tasks = {name: self.progress.add_task(f"  attacked by {name}", total=None) for name in self.names}
 
         def advance(name: str | None, k: int) -> None:

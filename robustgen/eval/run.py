@@ -1,0 +1,107 @@
+"""The final evaluation both entry points run (training's and `python -m robustgen.evaluate`):
+sanity checks on a few points, then the worst case over the attack set with per-example
+outcomes saved for resuming, then the results.json fields.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from robustgen.attack.base import Attack
+from robustgen.errors import ConfigError
+from robustgen.eval.outcomes import OUTCOMES_FILE
+from robustgen.eval.sanity import SanityFlag, SanitySettings, report_flags, run_sanity_checks
+from robustgen.eval.worst_case import EvalReport, evaluate_worst_case
+
+log = logging.getLogger("robustgen")
+
+
+@dataclass
+class EvalSettings:
+    """conf/eval/<name>.yaml without its attacks (those are built by the entry point)."""
+
+    name: str | None = None             # the attack set: paper, strong, robustbench, quick
+    n_points: int | None = None         # first test points evaluated (None: all)
+    batch_size: int = 256
+    per_attack: bool = True             # every attack on every point (per-attack accuracies) vs cascade
+    sanity: SanitySettings = field(default_factory=SanitySettings)
+
+    @classmethod
+    def from_dict(cls, values: dict, name: str | None = None) -> "EvalSettings":
+        """From the eval config as a plain dict (its `attacks` key is ignored here)."""
+        n_points = values.get("n_points")
+        if n_points is not None and int(n_points) < 1:
+            raise ConfigError(f"eval.n_points must be ≥ 1 or null (the whole test set), got {n_points}")
+        if int(values.get("batch_size", 256)) < 1:
+            raise ConfigError(f"eval.batch_size must be ≥ 1, got {values.get('batch_size')}")
+        return cls(name=name, n_points=None if n_points is None else int(n_points),
+                   batch_size=int(values.get("batch_size", 256)), per_attack=bool(values.get("per_attack", True)),
+                   sanity=SanitySettings.from_dict(values.get("sanity")))
+
+
+@dataclass
+class EvalResult:
+    report: EvalReport
+    flags: list[SanityFlag]
+    settings: EvalSettings
+    attacks: dict[str, dict]            # name → describe()
+    outcomes_path: Path | None
+    sanity_seconds: float = 0.0
+
+    def record(self) -> dict:
+        """The results.json fields of the evaluation."""
+        r, s = self.report, self.settings
+        return {
+            "n_points": r.n_points, "clean_acc": r.clean_acc, "attack_acc": r.attack_acc,
+            "worst_case_acc": r.worst_case_acc, "metrics": r.metrics(),
+            "eval": {"set": s.name, "attacks": self.attacks, "n_points": r.n_points, "per_attack": s.per_attack,
+                     "batch_size": s.batch_size, "outcomes_file": str(self.outcomes_path) if self.outcomes_path else None,
+                     "resumed_points": r.resumed_points, "attack_seconds": r.attack_seconds,
+                     "attacked_points": r.attacked_points,
+                     "sanity": {"enabled": s.sanity.enabled, "n_points": s.sanity.n_points if self.flags else 0,
+                                "passed": all(f.passed for f in self.flags),
+                                "seconds": self.sanity_seconds,
+                                "flags": [f.to_dict() for f in self.flags]}},
+        }
+
+
+def sanity_subset(dataset: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    items = [dataset[i] for i in range(min(n, len(dataset)))]
+    x = torch.stack([it[0] for it in items])
+    y = torch.as_tensor([int(it[1]) for it in items])
+    ids = torch.as_tensor([int(it[2]) for it in items])
+    return x, y, ids
+
+
+def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack], settings: EvalSettings, *,
+                   output_dir: str | Path | None, data_tag: str = "", progress: bool = True,
+                   num_workers: int = 0) -> EvalResult:
+    """Evaluate `model` (already in eval mode, on its device) on the first `settings.n_points`
+    items of `dataset`. Outcomes go to `output_dir`/eval_outcomes.json (resumed if present)."""
+    if not attacks:
+        raise ConfigError("eval.attacks is empty: the evaluation needs at least one attack")
+    device = next(model.parameters()).device
+    n = len(dataset) if settings.n_points is None else min(settings.n_points, len(dataset))
+    flags: list[SanityFlag] = []
+    start = time.perf_counter()
+    if settings.sanity.enabled:
+        x, y, ids = sanity_subset(dataset, min(settings.sanity.n_points, n))
+        flags = run_sanity_checks(model, x.to(device), y.to(device), ids, attacks, settings.sanity)
+        report_flags(flags)
+    sanity_seconds = time.perf_counter() - start
+    path = Path(output_dir) / OUTCOMES_FILE if output_dir is not None else None
+    if path is not None:
+        log.info("per-example outcomes: %s (an interrupted evaluation resumes from it when rerun into %s)",
+                 path, path.parent)
+    report = evaluate_worst_case(model, dataset, attacks, n_points=n, batch_size=settings.batch_size,
+                                 per_attack=settings.per_attack, progress=progress, state_path=path,
+                                 data_tag=data_tag, num_workers=num_workers)
+    return EvalResult(report, flags, settings, {k: a.describe() for k, a in attacks.items()}, path,
+                      sanity_seconds)
+

@@ -1,0 +1,119 @@
+"""Entry point: evaluate a saved checkpoint against an attack set, without retraining.
+
+    python -m robustgen.evaluate checkpoint=PATH eval=paper [eval.n_points=N] [data.root=...]
+
+checkpoint → model (read safely, architecture checked) → test set matching the checkpoint's data
+settings → sanity checks → worst case over the set (per-example outcomes saved, resumable) →
+results.json with the same fields as a training run's. Returns the worst-case accuracy.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import hydra
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+import robustgen  # noqa: F401  (registers the config resolvers)
+from robustgen.arch import count_parameters
+from robustgen.checkpoint import load_model
+from robustgen.errors import CheckpointError, ConfigError, RobustgenError
+from robustgen.eval import EvalSettings, run_evaluation
+from robustgen.results import RESULTS_FILE, write_results
+from robustgen.train import CONFIG_DIR, build, config_choices, print_summary
+
+log = logging.getLogger("robustgen")
+
+
+def build_eval_attacks(cfg: DictConfig) -> dict:
+    attacks = {name: build(spec) for name, spec in (cfg.eval.attacks or {}).items()}
+    if not attacks:
+        raise ConfigError("eval.attacks is empty: the evaluation needs at least one attack")
+    return attacks
+
+
+def build_data(cfg: DictConfig, data_info: dict, checkpoint: str):
+    """The data module of `cfg.data`, checked against the data the checkpoint was trained on
+    (class count, image size, normalisation: the last tells CIFAR-10 from ImageNette)."""
+    datamodule = build(cfg.data)
+    have = {"num_classes": datamodule.num_classes, "img_size": datamodule.img_size,
+            "mean": list(datamodule.mean), "std": list(datamodule.std)}
+    want = {k: data_info[k] for k in have if k in data_info}
+    if any(not _same(have[k], v) for k, v in want.items()):
+        choice = config_choices(cfg).get("data", type(datamodule).__name__)
+        hint = "data=cifar10" if want.get("img_size") == 32 else f"data=imagenette data.img_size={want.get('img_size')}"
+        raise CheckpointError(f"{checkpoint} was trained on data with {want}, but data={choice} gives {have}; "
+                              f"pass the data it was trained on ({hint})")
+    return datamodule
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(abs(float(u) - float(v)) < 1e-6 for u, v in zip(a, b))
+    return a == b
+
+
+def training_record(checkpoint: Path) -> dict | None:
+    """Choices and seed of the training run, if its results.json sits beside checkpoints/."""
+    path = checkpoint.resolve().parent.parent / RESULTS_FILE
+    try:
+        run = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return {"results": str(path), **{k: run.get(k) for k in ("run_name", "choices", "seed", "code_version")}}
+
+
+def evaluate(cfg: DictConfig) -> float:
+    start = time.perf_counter()
+    if not cfg.checkpoint:
+        raise ConfigError("checkpoint=PATH is required: the .ckpt file to evaluate "
+                          "(e.g. outputs/<date>/<time>/checkpoints/best.ckpt)")
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    choices = config_choices(cfg)
+    settings = EvalSettings.from_dict(OmegaConf.to_container(cfg.eval, resolve=True), name=choices.get("eval"))
+    attacks = build_eval_attacks(cfg)  # bad attack settings fail before the checkpoint is read
+
+    expected_arch = cfg.arch.name if cfg.get("arch") else None
+    model, hparams = load_model(cfg.checkpoint, expected_arch=expected_arch)
+    arch = dict(hparams.get("arch") or {})
+    datamodule = build_data(cfg, dict(hparams.get("data") or {}), cfg.checkpoint)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          "cpu" if cfg.device == "auto" else cfg.device)
+    model.to(device).eval()
+    datamodule.prepare_data()  # missing data stops here, with advice
+    if cfg.run_name is None:
+        cfg.run_name = f"{arch.get('name', 'model')}-eval-{settings.name or 'custom'}"
+
+    output_dir = Path(cfg.paths.output_dir)
+    result = run_evaluation(model, datamodule.test_dataset(), attacks, settings, output_dir=output_dir,
+                            progress=cfg.progress_bar, num_workers=datamodule.num_workers)
+    record = {
+        "run_name": cfg.run_name, "choices": choices, "seed": cfg.seed,
+        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
+        "checkpoint": str(Path(cfg.checkpoint).resolve()), "arch": arch, "params": count_parameters(model),
+        "train_attack": hparams.get("train_attack"), "training_run": training_record(Path(cfg.checkpoint)),
+        "eval_attacks": result.attacks, **result.record(),
+        "time_s": {"eval": result.report.seconds, "total": time.perf_counter() - start},
+    }
+    path = write_results(output_dir, record)
+    print_summary(record, path)
+    return result.report.worst_case_acc
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
+def main(cfg: DictConfig) -> float:
+    try:
+        return evaluate(cfg)
+    except RobustgenError as err:
+        print(f"robustgen.evaluate: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The evaluation on a trained CNN and real CIFAR-10 points: worst case ≤ every attack; the cascade
+and every-attack-on-every-point schedules agree point by point; outcomes do not depend on the
+batch size; an interrupted evaluation resumes without redoing finished batches; sanity flags
+fire on a model with masked gradients and pass on a normal one."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+from robustgen.attack import PGD, Square
+from robustgen.data.cifar10 import load_cifar10
+from robustgen.data.datasets import IndexedTensorDataset
+from robustgen.errors import ConfigError
+from robustgen.eval import EvalSettings, SanitySettings, evaluate_worst_case, load_outcomes, run_sanity_checks
+from robustgen.eval.outcomes import CLEAN, OUTCOMES_FILE
+from tests.trained_model import one_thread, robust_cnn  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+N = 300
+
+
+def cheap_attacks(steps: int = 5) -> dict:
+    """One cheap PGD per norm of the `paper` set, same radii."""
+    return {"pgd_linf": PGD("linf", 8 / 255, steps=steps, step_size=2.5 * (8 / 255) / steps),
+            "pgd_l2": PGD("l2", 1.5, steps=steps, step_size=2.5 * 1.5 / steps),
+            "pgd_l1": PGD("l1", 40.0, steps=steps, step_size=2.5 * 40.0 / steps, l1_variant="study")}
+
+
+@pytest.fixture(scope="module")
+def test_set(cifar_root) -> IndexedTensorDataset:
+    images, labels = load_cifar10(cifar_root, "test", download=False)
+    return IndexedTensorDataset(images[:N], labels[:N])
+
+
+@pytest.fixture(scope="module")
+def every_attack(robust_cnn, test_set):
+    return evaluate_worst_case(robust_cnn, test_set, cheap_attacks(), batch_size=N, per_attack=True, progress=False)
+
+
+class Counting:
+    """Wraps an attack: counts the points it is asked to attack; raises on call number `fail_on`."""
+
+    def __init__(self, attack, fail_on: int | None = None):
+        self.attack, self.fail_on, self.calls, self.points = attack, fail_on, 0, 0
+
+    def __call__(self, model, x, y, *, example_ids=None):
+        self.calls += 1
+        if self.calls == self.fail_on:
+            raise KeyboardInterrupt("simulated interruption")
+        self.points += len(x)
+        return self.attack(model, x, y, example_ids=example_ids)
+
+    def describe(self):
+        return self.attack.describe()
+
+
+def test_worst_case_is_at_most_every_attack(every_attack):
+    r = every_attack
+    assert r.n_points == N and 0 < r.worst_case_acc
+    assert all(r.worst_case_acc <= acc <= r.clean_acc for acc in r.attack_acc.values())
+    # The worst case is exactly the share of points no attack broke, and is below the best single attack.
+    assert r.worst_case_acc == pytest.approx(100 * sum(b is None for b in r.broken_by) / N)
+    assert r.worst_case_acc < min(r.attack_acc.values())
+    assert r.clean_acc == pytest.approx(100 * sum(b != CLEAN for b in r.broken_by) / N)
+
+
+def test_cascade_and_every_attack_agree_point_by_point(robust_cnn, test_set, every_attack):
+    cascade = evaluate_worst_case(robust_cnn, test_set, cheap_attacks(), batch_size=N, per_attack=False,
+                                  progress=False)
+    assert cascade.broken_by == every_attack.broken_by
+    assert cascade.worst_case_acc == every_attack.worst_case_acc and cascade.attack_acc == {}
+    # ... while attacking fewer points: each attack only sees what the earlier ones left standing.
+    n_clean = round(every_attack.clean_acc * N / 100)
+    assert every_attack.attacked_points == {name: n_clean for name in cheap_attacks()}
+    assert cascade.attacked_points["pgd_linf"] == n_clean
+    assert cascade.attacked_points["pgd_l1"] < cascade.attacked_points["pgd_l2"] < n_clean
+
+
+def test_outcomes_do_not_depend_on_batch_size(robust_cnn, test_set, every_attack):
+    for batch_size in (64, 37):
+        report = evaluate_worst_case(robust_cnn, test_set, cheap_attacks(), batch_size=batch_size,
+                                     per_attack=False, progress=False)
+        assert report.broken_by == every_attack.broken_by, batch_size
+
+
+def test_interrupted_evaluation_resumes_without_redoing_batches(robust_cnn, test_set, every_attack, tmp_path):
+    state = tmp_path / OUTCOMES_FILE
+    flaky = {**cheap_attacks(), "pgd_linf": Counting(cheap_attacks()["pgd_linf"], fail_on=3)}
+    with pytest.raises(KeyboardInterrupt):
+        evaluate_worst_case(robust_cnn, test_set, flaky, batch_size=100, per_attack=True, progress=False,
+                            state_path=state)
+    saved = load_outcomes(tmp_path)
+    assert saved.ids == list(range(200))  # two finished batches, saved; the third was lost
+    assert not list(tmp_path.glob("*.tmp"))
+
+    counting = {**cheap_attacks(), "pgd_linf": Counting(cheap_attacks()["pgd_linf"])}
+    resumed = evaluate_worst_case(robust_cnn, test_set, counting, batch_size=100, per_attack=True,
+                                  progress=False, state_path=state)
+    assert resumed.resumed_points == 200
+    assert counting["pgd_linf"].calls == 1  # only the last batch
+    assert counting["pgd_linf"].points == sum(b != CLEAN for b in every_attack.broken_by[200:])
+    assert resumed.broken_by == every_attack.broken_by
+    assert resumed.attack_acc == every_attack.attack_acc and resumed.worst_case_acc == every_attack.worst_case_acc
+
+
+def test_more_points_later_evaluates_only_the_new_ones(robust_cnn, test_set, every_attack, tmp_path):
+    state = tmp_path / OUTCOMES_FILE
+    first = evaluate_worst_case(robust_cnn, test_set, cheap_attacks(), n_points=100, batch_size=50,
+                                per_attack=True, progress=False, state_path=state)
+    assert first.n_points == 100 and first.broken_by == every_attack.broken_by[:100]
+    again = evaluate_worst_case(robust_cnn, test_set, cheap_attacks(), n_points=N, batch_size=50,
+                                per_attack=True, progress=False, state_path=state)
+    assert again.resumed_points == 100 and again.broken_by == every_attack.broken_by
+    fewer = evaluate_worst_case(robust_cnn, test_set, cheap_attacks(), n_points=50, per_attack=True,
+                                progress=False, state_path=state)
+    assert fewer.resumed_points == 50 and fewer.broken_by == every_attack.broken_by[:50]
+
+
+def test_outcomes_of_another_evaluation_are_kept_aside_not_reused(robust_cnn, test_set, tmp_path):
+    state = tmp_path / OUTCOMES_FILE
+    evaluate_worst_case(robust_cnn, test_set, cheap_attacks(steps=2), n_points=40, per_attack=True,
+                        progress=False, state_path=state)
+    other = evaluate_worst_case(robust_cnn, test_set, cheap_attacks(steps=3), n_points=40, per_attack=True,
+                                progress=False, state_path=state)
+    assert other.resumed_points == 0
+    assert len(list(tmp_path.glob("eval_outcomes.*.json"))) == 1  # the first run's file, renamed
+    # A different schedule is another evaluation too (per-attack columns differ).
+    cascade = evaluate_worst_case(robust_cnn, test_set, cheap_attacks(steps=3), n_points=40, per_attack=False,
+                                  progress=False, state_path=state)
+    assert cascade.resumed_points == 0
+
+
+def test_outcomes_file_is_an_analysis_table(robust_cnn, test_set, tmp_path):
+    report = evaluate_worst_case(robust_cnn, test_set, cheap_attacks(), n_points=64, per_attack=False,
+                                 progress=False, state_path=tmp_path / OUTCOMES_FILE)
+    table = json.loads((tmp_path / OUTCOMES_FILE).read_text())["examples"]
+    assert set(table) == {"id", "label", "broken_by", "robust/pgd_linf", "robust/pgd_l2", "robust/pgd_l1"}
+    assert all(len(col) == 64 for col in table.values())
+    assert table["broken_by"] == report.broken_by and table["label"] == test_set.labels[:64].tolist()
+    for k, first in enumerate(table["broken_by"]):
+        column = [table[f"robust/{a}"][k] for a in ("pgd_linf", "pgd_l2", "pgd_l1")]
+        if first == CLEAN:
+            assert column == [None] * 3  # misclassified points are never attacked
+        elif first is None:
+            assert column == [True] * 3
+        else:  # cascade: attacks after the breaking one did not run on the point
+            at = ["pgd_linf", "pgd_l2", "pgd_l1"].index(first)
+            assert column[at] is False and column[:at] == [True] * at and column[at + 1:] == [None] * (2 - at)
+
+
+# --- sanity checks --------------------------------------------------------------------------------
+class RoundedInput(nn.Module):
+    """Quantises its input to 8 bits first: the rounding has zero gradient, so gradient attacks are
+    blind (masked gradients) while the model itself classifies as well as before."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model(torch.round(x * 255) / 255)
+
+
+SANITY = SanitySettings(n_points=64, batch_size=64, huge_eps_steps=10, square_queries=100)
+
+
+@pytest.fixture(scope="module")
+def sanity_points(test_set):
+    x = torch.stack([test_set[i][0] for i in range(64)])
+    return x, test_set.labels[:64], torch.arange(64)
+
+
+def test_sanity_checks_pass_on_a_normal_model(robust_cnn, sanity_points):
+    flags = {f.name: f for f in run_sanity_checks(robust_cnn, *sanity_points, cheap_attacks(), SANITY)}
+    assert set(flags) == {"huge_eps/linf", "huge_eps/l2", "huge_eps/l1", "more_steps/linf", "more_steps/l2",
+                          "more_steps/l1", "zero_gradients", "black_box/linf", "black_box/l2"}
+    for name in ("huge_eps/linf", "huge_eps/l2", "huge_eps/l1"):
+        assert flags[name].passed and flags[name].values["acc"] <= SANITY.huge_eps_max_acc
+    assert flags["zero_gradients"].passed and flags["zero_gradients"].values["fraction"] == 0.0
+    assert all(f.passed for f in flags.values()), [f.message for f in flags.values() if not f.passed]
+    assert flags["huge_eps/linf"].values["clean_acc"] > 30
+
+
+def test_sanity_flags_fire_on_masked_gradients(robust_cnn, sanity_points, caplog):
+    from robustgen.eval.sanity import report_flags
+
+    masked = RoundedInput(robust_cnn)
+    flags = {f.name: f for f in run_sanity_checks(masked, *sanity_points, cheap_attacks(), SANITY)}
+    assert not flags["zero_gradients"].passed and flags["zero_gradients"].values["fraction"] == 1.0
+    for norm in ("linf", "l2", "l1"):  # no gradient, no movement: accuracy stays at the clean one
+        assert not flags[f"huge_eps/{norm}"].passed
+        assert flags[f"huge_eps/{norm}"].values["acc"] == flags[f"huge_eps/{norm}"].values["clean_acc"]
+    for norm in ("linf", "l2"):  # Square needs no gradients and breaks what PGD cannot
+        v = flags[f"black_box/{norm}"].values
+        assert not flags[f"black_box/{norm}"].passed and v["broken_only_by_square"] > 0
+    report_flags(list(flags.values()))
+    assert "sanity check zero_gradients failed" in caplog.text
+
+
+def test_white_box_reference_unpacks_autoattack():
+    from robustgen.attack import AutoAttack
+    from robustgen.eval.sanity import reference_pgds, white_box_attacks
+
+    attacks = {"aa": AutoAttack("linf", 8 / 255), "sq": Square("l2", 0.5, n_queries=10)}
+    assert sorted(white_box_attacks(attacks, "linf")) == ["aa/apgd-ce", "aa/apgd-t", "aa/fab-t"]
+    assert white_box_attacks(attacks, "l2") == {}
+    refs = reference_pgds(attacks)  # no PGD in the set: a 10-step one at the set's radius per norm
+    assert list(refs) == ["linf", "l2"] and refs["l2"][1].eps == 0.5 and refs["linf"][1].steps == 10
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"n_points": 0}, "eval.n_points must be ≥ 1"),
+    ({"sanity": {"n_point": 5}}, "unknown setting(s) ['n_point']"),
+    ({"sanity": {"square_queries": 0}}, "must be ≥ 1"),
+])
+def test_bad_eval_settings_are_refused(values, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        EvalSettings.from_dict(values)
