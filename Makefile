@@ -43,6 +43,9 @@ sweep-patch: data ## Patch-size sweep of the study, e.g. make sweep-patch ARGS="
 zoo: ## Table of every architecture: parameters vs paper, MACs, CPU latency
 	$(PYTHON) -m robustgen.zoo
 
+bench: data ## CPU evaluation benchmark: cascade vs every attack (paper set), our PGD vs torchattacks' (~10 min)
+	$(PYTHON) -m robustgen.bench eval --data-root $(DATA) $(ARGS)
+
 clean: ## Remove outputs/ and multirun/ runs (keeps data)
 	rm -rf outputs lightning_logs
 	find multirun -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +

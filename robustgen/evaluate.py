@@ -113,6 +113,11 @@ def main(cfg: DictConfig) -> float:
     except RobustgenError as err:
         print(f"robustgen.evaluate: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        out = HydraConfig.get().runtime.output_dir
+        print(f"robustgen.evaluate: interrupted. Finished batches are saved in {out}/eval_outcomes.json; "
+              f"rerun the same command with hydra.run.dir={out} to resume.", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ Only ratios between runs of the same process are meaningful; nothing here assert
 """
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import time
@@ -51,13 +52,26 @@ def get_model(checkpoint: str | None, small_model: Path | None, data_root: str, 
         model = small_cnn()
         model.load_state_dict(torch.load(small_model, weights_only=True))
         return model.eval(), f"small PGD-trained CNN loaded from {small_model}"
-    log("training the small CNN (PGD-AT, 5,000 CIFAR-10 images) ...")
+    log("training the small CNN (PGD-AT on real CIFAR-10: robustgen/bench/small_model.py) ...")
     start = time.perf_counter()
     model = train_small_cnn(data_root, log=log)
     seconds = time.perf_counter() - start
     if small_model is not None:
         torch.save(model.state_dict(), small_model)
     return model, f"small PGD-trained CNN, trained here in {seconds:.0f} s"
+
+
+def cpu_name() -> str:
+    """The CPU model and core count, e.g. "AMD EPYC, 2 cores" (platform.processor() is often empty)."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores"
 
 
 def time_pgd(model, x, y, ids, steps: int, repeats: int) -> dict:
@@ -80,12 +94,17 @@ def time_pgd(model, x, y, ids, steps: int, repeats: int) -> dict:
             "all_runs_s": seconds, "ratio": per_step["robustgen"] / per_step["torchattacks"]}
 
 
-def run_eval_bench(*, checkpoint: str | None = None, small_model: Path | None = None, n_points: int = 500,
+def run_eval_bench(*, model: torch.nn.Module | None = None, checkpoint: str | None = None,
+                   small_model: Path | None = None, n_points: int = 500,
                    eval_set: str = "paper", data_root: str = "data", threads: int = 1, pgd_points: int = 256,
                    pgd_steps: int = 10, repeats: int = 5, log=print) -> dict:
     torch.set_num_threads(threads)
     attacks, batch_size = load_attack_set(eval_set)
-    model, model_note = get_model(checkpoint, small_model, data_root, log)
+    if model is None:
+        model, model_note = get_model(checkpoint, small_model, data_root, log)
+    else:
+        model_note = f"given {type(model).__name__}"
+    model.eval()
     from robustgen.data import CIFAR10DataModule
 
     dataset = CIFAR10DataModule(data_root, num_workers=0, download=False).test_dataset()
@@ -104,14 +123,12 @@ def run_eval_bench(*, checkpoint: str | None = None, small_model: Path | None = 
     pgd = time_pgd(model, x, y, torch.arange(pgd_points), pgd_steps, repeats)
 
     numbers = {
-        "date": date.today().isoformat(), "cpu": platform.processor() or platform.machine(),
+        "date": date.today().isoformat(), "cpu": cpu_name(),
         "torch_threads": threads, "torch": torch.__version__, "torchattacks": torchattacks.__version__,
         "model": model_note, "eval_set": eval_set, "n_points": n_points,
         "clean_acc": cascade.clean_acc, "attack_acc": every.attack_acc,
-        "cascade": {"seconds": cascade.seconds, "worst_case_acc": cascade.worst_case_acc,
-                    "attacked_points": cascade.attacked_points},
-        "every_attack": {"seconds": every.seconds, "worst_case_acc": every.worst_case_acc,
-                         "attacked_points": every.attacked_points},
+        **{mode: {"seconds": r.seconds, "worst_case_acc": r.worst_case_acc, "attacked_points": r.attacked_points,
+                  "seconds_by_attack": r.seconds_by_attack} for mode, r in reports.items()},
         "speedup": every.seconds / cascade.seconds,
         "identical_worst_case": cascade.worst_case_acc == every.worst_case_acc,
         "points_with_different_first_break": differing,
@@ -128,10 +145,10 @@ def print_numbers(n: dict, log=print) -> None:
     log(f"model: {n['model']}")
     log(f"`{n['eval_set']}` set on {n['n_points']} CIFAR-10 test points, clean {n['clean_acc']:.1f}%; "
         f"per attack: " + ", ".join(f"{k} {v:.1f}%" for k, v in n["attack_acc"].items()))
-    log(f"  every attack on every point: {e['seconds']:7.1f} s, worst case {e['worst_case_acc']:.2f}%  "
-        f"(points attacked: {e['attacked_points']})")
-    log(f"  cascade:                     {c['seconds']:7.1f} s, worst case {c['worst_case_acc']:.2f}%  "
-        f"(points attacked: {c['attacked_points']})")
+    for label, r in (("every attack on every point", e), ("cascade", c)):
+        log(f"  {label + ':':28s} {r['seconds']:7.1f} s, worst case {r['worst_case_acc']:.2f}%; points attacked "
+            f"(seconds): " + ", ".join(f"{k} {r['attacked_points'][k]} ({r['seconds_by_attack'].get(k, 0):.0f})"
+                                       for k in r["attacked_points"]))
     same = "identical" if n["identical_worst_case"] else "DIFFERENT"
     log(f"  cascade speed-up: {n['speedup']:.2f}x; worst case {same}; points whose first breaking attack "
         f"differs: {len(n['points_with_different_first_break'])}")

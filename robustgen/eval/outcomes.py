@@ -56,7 +56,8 @@ class Outcomes:
     labels: list[int] = field(default_factory=list)
     broken_by: list[str | None] = field(default_factory=list)
     robust: dict[str, list[bool | None]] = field(default_factory=dict)
-    seconds: float = 0.0  # attack time spent on the points recorded here, over every (resumed) run
+    seconds: float = 0.0  # time spent on the points recorded here, over every (resumed) run
+    seconds_by_attack: dict[str, float] = field(default_factory=dict)  # the same, per attack
 
     def __post_init__(self):
         for name in self.attacks:
@@ -84,12 +85,13 @@ class Outcomes:
         rows = [self.index[i] for i in example_ids]
         return Outcomes(self.attacks, self.fingerprint, self.about, [self.ids[k] for k in rows],
                         [self.labels[k] for k in rows], [self.broken_by[k] for k in rows],
-                        {a: [col[k] for k in rows] for a, col in self.robust.items()}, self.seconds)
+                        {a: [col[k] for k in rows] for a, col in self.robust.items()}, self.seconds,
+                        dict(self.seconds_by_attack))
 
     # --- the file --------------------------------------------------------------------------
     def to_json(self) -> dict:
         return {"format": FORMAT, "fingerprint": self.fingerprint, "about": self.about, "attacks": self.attacks,
-                "seconds": self.seconds,
+                "seconds": self.seconds, "seconds_by_attack": self.seconds_by_attack,
                 "examples": {"id": self.ids, "label": self.labels, "broken_by": self.broken_by,
                              **{f"robust/{name}": col for name, col in self.robust.items()}}}
 
@@ -106,7 +108,8 @@ class Outcomes:
             raise ValueError(f"not a {FORMAT} file (format={data.get('format')!r})")
         ex, attacks = data["examples"], list(data["attacks"])
         return cls(attacks, data["fingerprint"], data.get("about", {}), list(ex["id"]), list(ex["label"]),
-                   list(ex["broken_by"]), {a: list(ex[f"robust/{a}"]) for a in attacks}, float(data["seconds"]))
+                   list(ex["broken_by"]), {a: list(ex[f"robust/{a}"]) for a in attacks}, float(data["seconds"]),
+                   dict(data.get("seconds_by_attack", {})))
 
     @classmethod
     def resume_or_start(cls, path: Path | None, attacks: list[str], fingerprint: str, about: dict) -> "Outcomes":

@@ -53,6 +53,7 @@ class EvalResult:
     attacks: dict[str, dict]            # name → describe()
     outcomes_path: Path | None
     sanity_seconds: float = 0.0
+    sanity_points: int = 0
 
     def record(self) -> dict:
         """The results.json fields of the evaluation."""
@@ -62,9 +63,9 @@ class EvalResult:
             "worst_case_acc": r.worst_case_acc, "metrics": r.metrics(),
             "eval": {"set": s.name, "attacks": self.attacks, "n_points": r.n_points, "per_attack": s.per_attack,
                      "batch_size": s.batch_size, "outcomes_file": str(self.outcomes_path) if self.outcomes_path else None,
-                     "resumed_points": r.resumed_points, "attack_seconds": r.attack_seconds,
-                     "attacked_points": r.attacked_points,
-                     "sanity": {"enabled": s.sanity.enabled, "n_points": s.sanity.n_points if self.flags else 0,
+                     "resumed_points": r.resumed_points, "seconds_all_runs": r.seconds_all_runs,
+                     "attacked_points": r.attacked_points, "seconds_by_attack": r.seconds_by_attack,
+                     "sanity": {"enabled": s.sanity.enabled, "n_points": self.sanity_points,
                                 "passed": all(f.passed for f in self.flags),
                                 "seconds": self.sanity_seconds,
                                 "flags": [f.to_dict() for f in self.flags]}},
@@ -90,8 +91,9 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
     n = len(dataset) if settings.n_points is None else min(settings.n_points, len(dataset))
     flags: list[SanityFlag] = []
     start = time.perf_counter()
-    if settings.sanity.enabled:
-        x, y, ids = sanity_subset(dataset, min(settings.sanity.n_points, n))
+    n_sanity = min(settings.sanity.n_points, n) if settings.sanity.enabled else 0
+    if n_sanity:
+        x, y, ids = sanity_subset(dataset, n_sanity)
         flags = run_sanity_checks(model, x.to(device), y.to(device), ids, attacks, settings.sanity)
         report_flags(flags)
     sanity_seconds = time.perf_counter() - start
@@ -103,5 +105,5 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
                                  per_attack=settings.per_attack, progress=progress, state_path=path,
                                  data_tag=data_tag, num_workers=num_workers)
     return EvalResult(report, flags, settings, {k: a.describe() for k, a in attacks.items()}, path,
-                      sanity_seconds)
+                      sanity_seconds, n_sanity)
 

@@ -40,8 +40,9 @@ class EvalReport:
     example_ids: list[int] = field(default_factory=list)
     seconds: float = 0.0  # this run's wall time
     resumed_points: int = 0  # points whose outcomes came from a saved state
-    attack_seconds: float = 0.0  # attack time over every run that contributed, resumed ones included
+    seconds_all_runs: float = 0.0  # evaluation time over every run that contributed, resumed ones included
     attacked_points: dict[str, int] = field(default_factory=dict)  # points each attack ran on (its cost)
+    seconds_by_attack: dict[str, float] = field(default_factory=dict)  # over every contributing run
 
     def metrics(self, prefix: str = "test/acc") -> dict[str, float]:
         out = {f"{prefix}/clean": self.clean_acc, f"{prefix}/worst_case": self.worst_case_acc}
@@ -59,8 +60,9 @@ def report_from_outcomes(outcomes: Outcomes, per_attack: bool, seconds: float = 
         n_points=len(outcomes), clean_acc=100.0 * clean / n,
         worst_case_acc=100.0 * sum(b is None for b in outcomes.broken_by) / n,
         attack_acc=attack_acc if per_attack else {}, broken_by=list(outcomes.broken_by),
-        example_ids=list(outcomes.ids), seconds=seconds, resumed_points=resumed, attack_seconds=outcomes.seconds,
-        attacked_points={name: sum(r is not None for r in col) for name, col in outcomes.robust.items()})
+        example_ids=list(outcomes.ids), seconds=seconds, resumed_points=resumed, seconds_all_runs=outcomes.seconds,
+        attacked_points={name: sum(r is not None for r in col) for name, col in outcomes.robust.items()},
+        seconds_by_attack=dict(outcomes.seconds_by_attack))
 
 
 @torch.no_grad()
@@ -69,8 +71,10 @@ def _predict(model: nn.Module, x: Tensor) -> Tensor:
 
 
 def attack_batch(model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor, attacks: dict[str, Attack],
-                 per_attack: bool, advance=lambda name, k: None) -> tuple[list[str | None], dict[str, list]]:
-    """Outcomes of one batch: (broken_by per point, {attack: robust True/False/None per point})."""
+                 per_attack: bool, advance=lambda name, k: None,
+                 seconds: dict[str, float] | None = None) -> tuple[list[str | None], dict[str, list]]:
+    """Outcomes of one batch: (broken_by per point, {attack: robust True/False/None per point}).
+    Each attack's wall time is added to `seconds[name]` when given."""
     clean_ok = _predict(model, x) == y
     robust = clean_ok.clone()
     first_break: list[str | None] = [None if ok else CLEAN for ok in clean_ok.tolist()]
@@ -80,6 +84,7 @@ def attack_batch(model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor, at
         targets = (clean_ok if per_attack else robust).nonzero().flatten()
         column: list[bool | None] = [None] * len(y)
         if len(targets):
+            start = time.perf_counter()
             x_adv = attack(model, x[targets], y[targets], example_ids=example_ids[targets.cpu()])
             holds = _predict(model, x_adv) == y[targets]
             for t, ok in zip(targets.tolist(), holds.tolist()):
@@ -87,6 +92,8 @@ def attack_batch(model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor, at
                 if not ok and first_break[t] is None:
                     first_break[t] = name
             robust[targets[~holds]] = False
+            if seconds is not None:
+                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
             advance(name, len(targets))
         survived[name] = column
     return first_break, survived
@@ -126,7 +133,7 @@ def evaluate_worst_case(model: nn.Module, dataset: Dataset, attacks: dict[str, A
         for x, y, example_ids in loader:
             batch_start = time.perf_counter()
             first_break, survived = attack_batch(model, x.to(device), y.to(device), example_ids, attacks,
-                                                 per_attack, advance)
+                                                 per_attack, advance, outcomes.seconds_by_attack)
             for k, (i, label) in enumerate(zip(example_ids.tolist(), y.tolist())):
                 outcomes.add(i, label, first_break[k], {name: col[k] for name, col in survived.items()})
             outcomes.seconds += time.perf_counter() - batch_start
