@@ -80,7 +80,7 @@ class Outcomes:
         for name in self.attacks:
             self.robust[name].append(robust.get(name))
 
-    def select(self, example_ids: list[int]) -> "Outcomes":
+    def select(self, example_ids: list[int]) -> Outcomes:
         """The outcomes of `example_ids`, in that order (every id must be recorded)."""
         rows = [self.index[i] for i in example_ids]
         return Outcomes(self.attacks, self.fingerprint, self.about, [self.ids[k] for k in rows],
@@ -103,7 +103,7 @@ class Outcomes:
         tmp.replace(path)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Outcomes":
+    def from_json(cls, data: dict) -> Outcomes:
         if data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} file (format={data.get('format')!r})")
         ex, attacks = data["examples"], list(data["attacks"])
@@ -112,7 +112,7 @@ class Outcomes:
                    dict(data.get("seconds_by_attack", {})))
 
     @classmethod
-    def resume_or_start(cls, path: Path | None, attacks: list[str], fingerprint: str, about: dict) -> "Outcomes":
+    def resume_or_start(cls, path: Path | None, attacks: list[str], fingerprint: str, about: dict) -> Outcomes:
         """The outcomes saved at `path` if they were made by the same evaluation, else empty ones.
         A file from another evaluation is kept under a new name rather than overwritten."""
         fresh = cls(list(attacks), fingerprint, about)

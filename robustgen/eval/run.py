@@ -33,7 +33,7 @@ class EvalSettings:
     sanity: SanitySettings = field(default_factory=SanitySettings)
 
     @classmethod
-    def from_dict(cls, values: dict, name: str | None = None) -> "EvalSettings":
+    def from_dict(cls, values: dict, name: str | None = None) -> EvalSettings:
         """From the eval config as a plain dict (its `attacks` key is ignored here)."""
         n_points = values.get("n_points")
         if n_points is not None and int(n_points) < 1:
@@ -62,7 +62,8 @@ class EvalResult:
             "n_points": r.n_points, "clean_acc": r.clean_acc, "attack_acc": r.attack_acc,
             "worst_case_acc": r.worst_case_acc, "metrics": r.metrics(),
             "eval": {"set": s.name, "attacks": self.attacks, "n_points": r.n_points, "per_attack": s.per_attack,
-                     "batch_size": s.batch_size, "outcomes_file": str(self.outcomes_path) if self.outcomes_path else None,
+                     "batch_size": s.batch_size,
+                     "outcomes_file": str(self.outcomes_path) if self.outcomes_path else None,
                      "resumed_points": r.resumed_points, "seconds_all_runs": r.seconds_all_runs,
                      "attacked_points": r.attacked_points, "seconds_by_attack": r.seconds_by_attack,
                      "sanity": {"enabled": s.sanity.enabled, "n_points": self.sanity_points,

@@ -48,14 +48,14 @@ class SanitySettings:
     square_tolerance: float = 0.0       # percentage points Square may undercut white-box by
 
     @classmethod
-    def from_dict(cls, values: dict | None) -> "SanitySettings":
+    def from_dict(cls, values: dict | None) -> SanitySettings:
         values = dict(values or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"eval.sanity: unknown setting(s) {unknown}; valid ones: {sorted(known)}")
         settings = cls(**values)
-        if settings.n_points < 1 or settings.batch_size < 1 or settings.huge_eps_steps < 1 or settings.square_queries < 1:
+        if min(settings.n_points, settings.batch_size, settings.huge_eps_steps, settings.square_queries) < 1:
             raise ConfigError("eval.sanity: n_points, batch_size, huge_eps_steps and square_queries must be ≥ 1")
         return settings
 
@@ -139,8 +139,9 @@ def white_box_attacks(attacks: dict[str, Attack], norm: str) -> dict[str, Attack
 
 
 def _variant(ref: PGD, **changes) -> PGD:
-    settings = dict(norm=ref.norm, eps=ref.eps, steps=ref.steps, step_size=ref.step_size,
-                    random_start=ref.random_start, l1_variant=ref.l1_variant, sparsity=ref.sparsity, seed=ref.seed)
+    settings = {"norm": ref.norm, "eps": ref.eps, "steps": ref.steps, "step_size": ref.step_size,
+                "random_start": ref.random_start, "l1_variant": ref.l1_variant, "sparsity": ref.sparsity,
+                "seed": ref.seed}
     return PGD(**{**settings, **changes})
 
 
