@@ -40,6 +40,9 @@ train-gpu: data ## Full recipe on one GPU (bf16), e.g. make train-gpu ARGS="arch
 sweep-patch: data ## Patch-size sweep of the study, e.g. make sweep-patch ARGS="arch=pvtv2"
 	$(PYTHON) -m robustgen -m +sweep=patch_size $(ARGS)
 
+sweep-zoo: data ## The study's main table: all 20 architectures, e.g. make sweep-zoo ARGS="trainer=gpu eval=paper"
+	$(PYTHON) -m robustgen -m +sweep=zoo $(ARGS)
+
 zoo: ## Table of every architecture: parameters vs paper, MACs, CPU latency
 	$(PYTHON) -m robustgen.zoo
 
