@@ -94,11 +94,8 @@ class CCT(LinearHeadMixin, nn.Module):
 
     @staticmethod
     def _init_weights(m: nn.Module) -> None:
-        if isinstance(m, nn.Linear):
-            trunc_normal_(m.weight, std=0.02)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Conv2d):
+        LinearHeadMixin._init_weights(m)  # linear layers as in ViT; CCT adds He init for its tokenizer
+        if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
