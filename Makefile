@@ -5,17 +5,32 @@ PYTHON ?= $(VENV)/bin/python
 DATA ?= data
 SHARED_CIFAR ?= ../shared/data/cifar10/prepare_cifar10.py
 ARGS ?=
+CONSTRAINTS ?= constraints.txt
+LATEST_VENV ?= .venv-latest
 
 .DEFAULT_GOAL := help
-.PHONY: help install data test test-slow quickstart train train-gpu sweep-patch sweep-zoo zoo bench clean
+.PHONY: help install lock test-latest data test test-slow quickstart train train-gpu sweep-patch sweep-zoo zoo bench clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## Create $(VENV) and install robustgen with its dev extra (editable)
+install: ## Create $(VENV) and install robustgen (editable, dev extra) at the versions of constraints.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(PYTHON) -m pip install --upgrade pip
-	$(PYTHON) -m pip install -e ".[dev]"
+	$(PYTHON) -m pip install -c $(CONSTRAINTS) --upgrade pip
+	$(PYTHON) -m pip install -c $(CONSTRAINTS) -e ".[dev]"
+
+test-latest: data ## Early warning: a fresh $(LATEST_VENV) with the newest releases (no constraints), then the tests
+	rm -rf $(LATEST_VENV) && python3 -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install -e ".[dev]"
+	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/resolved.txt
+	$(LATEST_VENV)/bin/python -m pytest -q
+
+lock: test-latest ## Refresh constraints.txt from a green test-latest run (only if its tests passed)
+	{ sed -n '1,/^[^#]/{/^#/p}' $(CONSTRAINTS); grep -v '^robustgen' $(LATEST_VENV)/resolved.txt; \
+	  echo "pip==$$($(LATEST_VENV)/bin/python -m pip --version | cut -d' ' -f2)"; } > $(CONSTRAINTS).new
+	mv $(CONSTRAINTS).new $(CONSTRAINTS)
+	@echo "constraints.txt refreshed; review 'git diff constraints.txt' and commit it"
 
 data: ## Write CIFAR-10 to $(DATA)/cifar-10-batches-py from ../shared (or let training download it)
 	@if [ -f $(DATA)/cifar-10-batches-py/test_batch ]; then echo "CIFAR-10 already in $(DATA)"; \
