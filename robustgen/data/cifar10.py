@@ -59,6 +59,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         batch = load_pickle(path)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
         raise DataError(f"{path}: not a readable CIFAR-10 batch ({err})") from None
+    if isinstance(batch, dict):  # pickled from Python 2 and read with encoding="bytes", keys are bytes
+        batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         raise DataError(f"{path}: expected a dict with keys 'data' and 'labels', found {keys}")
