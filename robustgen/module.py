@@ -25,17 +25,21 @@ class AdversarialClassifier(L.LightningModule):
         optim: AdamW + warm-up/cosine settings.
         arch: the arch config (name + knobs) as a plain dict: saved in checkpoints with
             the data's class count, size and normalisation so the model can be rebuilt from them.
+        run: what resuming needs, saved with them: `settings` (the training settings a resumed run
+            must share, see resume.py) and `run_id` (the W&B run a resumed run continues).
     """
 
     def __init__(self, model: nn.Module, train_attack: Attack, val_attack: Attack, optim: OptimConfig,
-                 regularizer: Regularizer | None = None, arch: dict | None = None, data_info: dict | None = None):
+                 regularizer: Regularizer | None = None, arch: dict | None = None, data_info: dict | None = None,
+                 run: dict | None = None):
         super().__init__()
         self.model = model
         self.train_attack, self.val_attack = train_attack, val_attack
         self.regularizer = regularizer or NoRegularizer()
         self.optim_cfg = optim
         self.save_hyperparameters({"arch": dict(arch or {}), "data": dict(data_info or {}),
-                                   "train_attack": train_attack.describe(), "val_attack": val_attack.describe()})
+                                   "train_attack": train_attack.describe(), "val_attack": val_attack.describe(),
+                                   **dict(run or {})})
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)

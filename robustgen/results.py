@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+from importlib import metadata
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -33,6 +34,22 @@ def code_version() -> dict:
     return version
 
 
+# The libraries whose releases can move a number: the model code (torch, timm), training (lightning),
+# the attacks (torchattacks), the data (numpy, torchvision, pillow) and the config (hydra, omegaconf).
+LIBRARIES = ("torch", "torchvision", "lightning", "timm", "torchattacks", "numpy", "pillow", "hydra-core", "omegaconf")
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed version of each library in LIBRARIES (None if it is not installed)."""
+    versions = {}
+    for name in LIBRARIES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
 def hardware() -> dict:
     info = {"python": platform.python_version(), "torch": torch.__version__, "cpu_threads": torch.get_num_threads()}
     if torch.cuda.is_available():
@@ -44,7 +61,7 @@ def write_results(output_dir: str | Path, record: dict) -> Path:
     path = Path(output_dir) / RESULTS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     record = {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "code_version": code_version(), "hardware": hardware(), **record}
+              "code_version": code_version(), "libraries": library_versions(), "hardware": hardware(), **record}
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2, sort_keys=False, default=str))
     tmp.replace(path)  # atomic: a crash never leaves half a results file

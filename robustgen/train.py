@@ -29,6 +29,8 @@ from robustgen.eval import EvalSettings, run_evaluation
 from robustgen.module import AdversarialClassifier
 from robustgen.optim import OptimConfig
 from robustgen.results import write_results
+from robustgen.resume import (AtomicCheckpointIO, EpochSeed, RunCheckpoint, check_resumable, resolve_resume,
+                              training_settings)
 
 log = logging.getLogger("robustgen")
 # conf/ sits beside the package in the checkout (an editable install, as `make install` does).
@@ -54,6 +56,11 @@ def config_choices(cfg: DictConfig) -> dict:
     return {}
 
 
+def run_config(cfg: DictConfig) -> dict:
+    """The resolved config as a plain dict, without Hydra's own node (present when composed in tests)."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+
+
 def build_attacks(cfg: DictConfig) -> tuple:
     train_attack = build(cfg.attack)
     val_attack = build(cfg.val_attack)
@@ -71,13 +78,19 @@ def build_model(cfg: DictConfig, datamodule) -> torch.nn.Module:
 
 
 def build_loggers(cfg: DictConfig) -> list:
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and wandb.run is not None:  # left open by an earlier job of this process that crashed
+        wandb.finish(exit_code=1)
     return [build(spec) for spec in (cfg.get("logger") or {}).values() if spec is not None]
 
 
-def build_callbacks(cfg: DictConfig, output_dir: Path, with_loggers: bool) -> tuple[list, ModelCheckpoint]:
-    checkpoint = ModelCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=cfg.checkpoint.monitor,
-                                 mode=cfg.checkpoint.mode, save_last=True, save_top_k=1, auto_insert_metric_name=False)
-    callbacks = [checkpoint] + ([LearningRateMonitor(logging_interval="epoch")] if with_loggers else [])
+def build_callbacks(cfg: DictConfig, output_dir: Path, with_loggers: bool,
+                    resume: Path | None) -> tuple[list, ModelCheckpoint]:
+    checkpoint = RunCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=cfg.checkpoint.monitor,
+                               mode=cfg.checkpoint.mode, save_last=True, save_top_k=1, auto_insert_metric_name=False,
+                               resumed_from=resume)
+    callbacks = [checkpoint, EpochSeed(cfg.seed)]
+    callbacks += [LearningRateMonitor(logging_interval="epoch")] if with_loggers else []
     callbacks += [build(spec) for spec in (cfg.get("callbacks") or {}).values() if spec is not None]
     if cfg.progress_bar:
         callbacks.append(RichProgressBar())
@@ -93,6 +106,14 @@ def train(cfg: DictConfig) -> float:
         cfg.run_name = f"{cfg.arch.name}-{choices.get('attack', 'attack')}-s{cfg.seed}"
 
     # Cheap checks and construction first: bad settings fail before data or training.
+    settings_key = training_settings(run_config(cfg), output_dir)
+    resume = resolve_resume(cfg.resume, output_dir)
+    if resume is not None:
+        saved = check_resumable(resume, settings_key)  # other settings or an unsafe file: refused now
+        cfg.run_id = saved.get("run_id") or cfg.run_id
+        log.info("resuming from %s", resume)
+    if cfg.run_id is None:
+        cfg.run_id = new_run_id()
     datamodule = build(cfg.data)
     train_attack, val_attack, eval_attacks = build_attacks(cfg)
     settings = EvalSettings.from_dict(OmegaConf.to_container(cfg.eval, resolve=True), name=choices.get("eval"))
@@ -103,15 +124,18 @@ def train(cfg: DictConfig) -> float:
     data_info = {"num_classes": datamodule.num_classes, "img_size": datamodule.img_size,
                  "mean": list(datamodule.mean), "std": list(datamodule.std)}
     module = AdversarialClassifier(model, train_attack, val_attack, optim, regularizer,
-                                   arch=OmegaConf.to_container(cfg.arch, resolve=True), data_info=data_info)
+                                   arch=OmegaConf.to_container(cfg.arch, resolve=True), data_info=data_info,
+                                   run={"settings": settings_key, "run_id": cfg.run_id})
     datamodule.prepare_data()  # missing data stops here, with advice
 
     loggers = build_loggers(cfg)
-    callbacks, checkpoint = build_callbacks(cfg, output_dir, with_loggers=bool(loggers))
-    trainer: L.Trainer = build(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    callbacks, checkpoint = build_callbacks(cfg, output_dir, with_loggers=bool(loggers), resume=resume)
+    trainer: L.Trainer = build(cfg.trainer, logger=loggers or False, callbacks=callbacks,
+                               plugins=[AtomicCheckpointIO()])
     for lg in loggers:
-        lg.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.resume)
+        lg.log_hyperparams(run_config(cfg))
+    # weights_only: the file was already read safely above; Lightning reads it the same way.
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     train_seconds = time.perf_counter() - start
 
     best = checkpoint.best_model_path or checkpoint.last_model_path
@@ -124,9 +148,11 @@ def train(cfg: DictConfig) -> float:
     for lg in loggers:
         lg.log_metrics(metrics, step=trainer.global_step)
         lg.finalize("success")
+    finish_wandb(loggers)
 
     record = {
-        "run_name": cfg.run_name, "choices": choices, "seed": cfg.seed,
+        "run_name": cfg.run_name, "run_id": cfg.run_id, "choices": choices, "seed": cfg.seed,
+        "resumed_from": str(resume) if resume else None,
         "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
         "arch": OmegaConf.to_container(cfg.arch, resolve=True), "params": count_parameters(model),
         "train_attack": train_attack.describe(), "eval_attacks": {k: a.describe() for k, a in eval_attacks.items()},
@@ -141,6 +167,24 @@ def train(cfg: DictConfig) -> float:
     path = write_results(output_dir, record)
     print_summary(record, path)
     return report.worst_case_acc
+
+
+def finish_wandb(loggers: list) -> None:
+    """End the W&B run. Lightning's finalize leaves it open, and a later run in the same process
+    (the jobs of a multirun, tests) would otherwise log into it instead of its own run."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for lg in loggers:
+        if isinstance(lg, WandbLogger) and lg._experiment is not None:
+            lg.experiment.finish()
+
+
+def new_run_id() -> str:
+    """A W&B-style run id (8 lowercase letters and digits); a resumed run keeps its checkpoint's."""
+    import secrets
+    import string
+
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
 
 
 def _float(x) -> float | None:

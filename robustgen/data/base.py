@@ -61,8 +61,12 @@ class ClassificationDataModule(L.LightningDataModule):
         self._train = train.subset(positions, transform=self.train_augmentation())
 
     def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
+        # The training loader's workers are not persistent: fresh workers each epoch take their
+        # seeds from the epoch's reseeded generator (resume.EpochSeed), so a resumed run augments
+        # exactly as the uninterrupted one; persistent workers would carry their RNG across epochs.
         return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0, pin_memory=torch.cuda.is_available())
+                          persistent_workers=self.num_workers > 0 and not shuffle,
+                          pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self._train, self.batch_size, shuffle=True)

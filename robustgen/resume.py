@@ -1,0 +1,187 @@
+"""Resuming a training run: from the same folder, a new folder, or a requeued cluster job.
+
+An interrupted run must end with the numbers an uninterrupted one would have given. That needs
+four things, each kept here:
+
+* which checkpoint to continue from (`resume=PATH`, or `resume=auto`: the run folder's own
+  `checkpoints/last.ckpt` when there is one — what a preempted or requeued job needs), read
+  safely and checked against the current settings, so a run never continues with other ones;
+* the checkpoint selection state (best score and best file), also when the new run writes to
+  another folder: Lightning keeps it only when the folder is unchanged (:class:`RunCheckpoint`);
+* randomness that does not depend on the process's history: each epoch reseeds from
+  (seed, epoch) (:class:`EpochSeed`), so the epochs after a resume draw what they would have drawn;
+* checkpoint files written atomically (:class:`AtomicCheckpointIO`), so a kill while saving
+  leaves the previous complete `last.ckpt`, never half of one.
+
+The rest of the state travels in the checkpoint through Lightning: weights, optimiser and
+learning-rate schedule, the loop counters, and every callback's ``state_dict`` (the sparsity
+monitor's history, early stopping's counters). The W&B run id is kept in the hyper-parameters
+(`run_id`), so a resumed run logs into the same W&B run.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from robustgen.checkpoint import read_checkpoint
+from robustgen.errors import CheckpointError, ConfigError
+
+log = logging.getLogger("robustgen")
+
+LAST = "last.ckpt"
+# Config keys that do not change what training computes: where things are written and shown,
+# the final evaluation (its own state is keyed separately, see eval/outcomes.py), and
+# trainer.max_epochs, which a resumed run may raise to train longer.
+NOT_TRAINING_SETTINGS = ("paths", "logger", "progress_bar", "resume", "run_name", "run_id", "group", "tags", "eval",
+                         "trainer.max_epochs", "data.root", "data.download")
+
+
+def resolve_resume(resume: str | None, output_dir: Path) -> Path | None:
+    """The checkpoint to continue from: None (start afresh), `auto` (this run folder's
+    checkpoints/last.ckpt if it exists, else start afresh) or a path, which must exist."""
+    if resume in (None, "", "null", "none"):
+        return None
+    if resume == "auto":
+        last = output_dir / "checkpoints" / LAST
+        return last if last.is_file() else None
+    path = Path(resume).expanduser()
+    if path.is_dir():
+        path = path / "checkpoints" / LAST if (path / "checkpoints" / LAST).is_file() else path / LAST
+    if not path.is_file():
+        raise ConfigError(f"resume={resume}: no such checkpoint; pass a run's checkpoints/last.ckpt, "
+                          f"or resume=auto to continue the run in hydra.run.dir when it has one")
+    return path
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict):
+        out: dict[str, Any] = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
+
+
+def training_settings(config: dict, output_dir: str | Path | None = None) -> dict[str, Any]:
+    """The resolved config's keys that decide what training computes, flattened ("attack.eps").
+    Values that contain the run folder (trainer.default_root_dir, ...) say `<output_dir>` instead,
+    so a run resumed into another folder compares equal."""
+    flat = flatten(config)
+    out = {k: v for k, v in sorted(flat.items())
+           if not any(k == skip or k.startswith(skip + ".") for skip in NOT_TRAINING_SETTINGS)}
+    if output_dir is not None:
+        out = {k: v.replace(str(output_dir), "<output_dir>") if isinstance(v, str) else v for k, v in out.items()}
+    return out
+
+
+def check_resumable(path: Path, settings: dict[str, Any]) -> dict:
+    """Read `path` safely (weights_only) and return its hyper-parameters; refuse a checkpoint
+    that was trained with other settings than `settings`, naming the keys that differ."""
+    checkpoint = read_checkpoint(path)
+    hparams = checkpoint.get("hyper_parameters") or {}
+    saved = hparams.get("settings")
+    if "state_dict" not in checkpoint or "loops" not in checkpoint or saved is None:
+        raise CheckpointError(f"resume={path}: not a robustgen training checkpoint with resume settings (a model-only "
+                              f"file, another program's, or one from robustgen < 0.2); start a new run with "
+                              f"resume=null, or evaluate it with python -m robustgen.evaluate checkpoint={path}")
+    differ = sorted(k for k in set(saved) | set(settings) if saved.get(k, "<unset>") != settings.get(k, "<unset>"))
+    if differ:
+        shown = "; ".join(f"{k}: {saved.get(k, '<unset>')!r} there, {settings.get(k, '<unset>')!r} now"
+                          for k in differ[:6])
+        more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
+        raise ConfigError(f"resume={path} was trained with other settings ({shown}{more}); rerun with the "
+                          f"original settings to continue it, or start a new run in a new folder with resume=null")
+    return hparams
+
+
+def settings_digest(settings: dict[str, Any]) -> str:
+    return hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()[:16]
+
+
+class RunCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint that keeps the selection state when a run resumes into another folder.
+
+    Lightning restores the best score and best file only when the checkpoint folder is unchanged;
+    resuming `last.ckpt` into a new output folder would otherwise forget the best epoch and select
+    among the new epochs only. Here the best file is copied into the new folder (the old run's
+    folder is left untouched) and every recorded path is mapped to it.
+    """
+
+    def __init__(self, *args, resumed_from: Path | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.resumed_from = resumed_from
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        old_dir = state_dict.get("dirpath")
+        if old_dir and self.dirpath and os.path.realpath(old_dir) != os.path.realpath(self.dirpath):
+            state_dict = self._adopt(dict(state_dict), Path(old_dir))
+        super().load_state_dict(state_dict)
+
+    def _adopt(self, state: dict[str, Any], old_dir: Path) -> dict[str, Any]:
+        new_dir = Path(self.dirpath)
+        new_dir.mkdir(parents=True, exist_ok=True)
+        recorded = {state.get("best_model_path"), state.get("kth_best_model_path"), *state.get("best_k_models", {})}
+        moved: dict[str, str] = {}
+        for old in sorted(p for p in recorded if p and Path(p).name != LAST):
+            source, target = self._find(Path(old), old_dir), new_dir / Path(old).name
+            if source.resolve() != target.resolve():
+                shutil.copy2(source, target)
+            moved[old] = str(target)
+        state["best_model_path"] = moved.get(state.get("best_model_path"), state.get("best_model_path", ""))
+        state["kth_best_model_path"] = moved.get(state.get("kth_best_model_path"), state.get("kth_best_model_path"))
+        state["best_k_models"] = {moved.get(k, k): v for k, v in state.get("best_k_models", {}).items()}
+        state["last_model_path"] = str(new_dir / LAST) if state.get("last_model_path") else ""
+        state["dirpath"] = self.dirpath
+        log.info("resumed into %s: best checkpoint so far (%s = %s) copied from %s", new_dir, state.get("monitor"),
+                 _as_float(state.get("best_model_score")), old_dir)
+        return state
+
+    def _find(self, recorded: Path, old_dir: Path) -> Path:
+        """The best file where the old run wrote it, else beside the checkpoint resumed from
+        (runs copied from a cluster keep their checkpoints/ folder, not their absolute paths)."""
+        candidates = [recorded]
+        if self.resumed_from is not None:
+            candidates.append(self.resumed_from.parent / recorded.name)
+        for candidate in candidates:
+            if candidate.is_file():
+                return candidate
+        raise CheckpointError(f"cannot resume the checkpoint selection: the best checkpoint so far, {recorded.name} "
+                              f"(recorded in {old_dir}), is in none of {', '.join(map(str, candidates))}; "
+                              f"copy it beside the last.ckpt you resume from")
+
+
+def _as_float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+class EpochSeed(Callback):
+    """Reseed torch, NumPy and `random` (and the data loader workers' base seed) from
+    (seed, epoch) at the start of every training epoch, so that an epoch's shuffling,
+    augmentation and training-attack starts do not depend on what the process did before:
+    a run resumed at an epoch boundary then draws exactly what the uninterrupted run drew."""
+
+    def __init__(self, seed: int):
+        self.seed = int(seed)
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch_seed = (self.seed * 1_000_003 + trainer.current_epoch) % (2**32 - 1)
+        L.seed_everything(epoch_seed, workers=True, verbose=False)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Write each checkpoint to a temporary file, then rename it into place: a kill while saving
+    leaves the previous complete file (Lightning writes the target file directly)."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        super().save_checkpoint(checkpoint, tmp, storage_options)
+        os.replace(tmp, path)
