@@ -3,9 +3,12 @@
 Images are in [0, 1] (models normalise inside), so ε is in pixel units. An attack
 
 * never mutates `x` or `y`, and returns a tensor the caller owns;
-* saves ``model.training`` and restores it afterwards (attacks run the model in eval mode by
-  default so that BatchNorm statistics and dropout do not change under attack; ``eval_mode=False``
-  attacks the model in whatever mode it is in);
+* saves every submodule's train/eval flag and restores each afterwards (robustgen/modes.py), so
+  a BatchNorm the caller froze stays frozen; attacks run the model in eval mode by default so that
+  BatchNorm statistics and dropout do not change under attack, and ``eval_mode=False`` attacks the
+  model in the modes the caller set, module by module;
+* computes in float32 whatever the dtype of the images or the model, and returns `x`'s dtype,
+  rounded toward `x` so the ε-ball and the [0, 1] box still hold (precision.py);
 * enables gradients even inside ``torch.no_grad`` or ``torch.inference_mode`` (Lightning's
   validation and test loops use the latter), because every white-box attack needs input gradients;
 * never touches parameter gradients: it asks autograd for the input gradient only.
@@ -15,7 +18,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from robustgen.attack.precision import Float32Model, round_toward, work_dtype
 from robustgen.errors import ConfigError
+from robustgen.modes import eval_mode, preserved_modes
 
 
 class Attack:
@@ -34,19 +39,15 @@ class Attack:
         """Return adversarial versions of `x`. `example_ids` (one integer per row, e.g. the index in
         the data set) make random starts depend on the example, not on the batch it is in; without
         them starts come from torch's global generator (fresh each call, as training wants)."""
-        was_training = model.training
-        if self.eval_mode:
-            model.eval()
-        try:
-            with torch.inference_mode(False), torch.enable_grad():
-                # Inference tensors cannot enter autograd: clone into ordinary tensors first.
-                x = x.detach().clone()
-                y = y.detach().clone()
-                ids = example_ids.detach().clone() if example_ids is not None else None
-                x_adv = self.perturb(model, x, y, ids)
-        finally:
-            model.train(was_training)
-        return x_adv.detach()
+        modes = eval_mode(model) if self.eval_mode else preserved_modes(model)  # per submodule
+        with modes, torch.inference_mode(False), torch.enable_grad():
+            # Inference tensors cannot enter autograd: copy into ordinary tensors first.
+            x_work = x.detach().to(work_dtype(x), copy=True)
+            y = y.detach().clone()
+            ids = example_ids.detach().clone() if example_ids is not None else None
+            # The adapter is applied here, once: AutoAttack hands it on to its components.
+            x_adv = self.perturb(Float32Model.wrap(model), x_work, y, ids).detach()
+            return round_toward(x_adv, x_work, x.dtype)
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor | None) -> Tensor:
         raise NotImplementedError

@@ -5,6 +5,9 @@ generator seeded from (attack seed, example id): the same example gets the same 
 batch it lands in, and successive draws (restarts) continue that example's own stream. Without
 ids (training, where fresh randomness every step is wanted) the draws come from torch's global
 generator, one batched call per draw.
+
+Draws are made and returned in float32 (float64 for float64 images), never in the images' half
+precision: a U[0, 1) draw rounded to bfloat16 can be 1.0, and log1p(−u) in the ℓ1 start is then −∞.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ _SEED_STRIDE = 1_000_003  # a prime larger than any data set, so (seed, id) pair
 
 
 class ExampleRNG:
-    """Draws one tensor of `x`'s per-example shape per example, on `x`'s device and dtype."""
+    """Draws one tensor of `x`'s per-example shape per example, on `x`'s device, in float32 or wider."""
 
     def __init__(self, example_ids: Tensor | None, seed: int):
         self.generators = None if example_ids is None else [
@@ -30,19 +33,20 @@ class ExampleRNG:
 
     def _draw(self, sample, like: Tensor) -> Tensor:
         shape = like.shape[1:]
+        to = {"device": like.device, "dtype": torch.promote_types(like.dtype, torch.float32)}
         if self.generators is None:
-            return sample((len(like), *shape), None).to(like)
+            return sample((len(like), *shape), None).to(**to)
         if len(self.generators) != len(like):
             raise ValueError(f"{len(self.generators)} example ids for a batch of {len(like)}")
-        return torch.stack([sample(shape, g) for g in self.generators]).to(like)
+        return torch.stack([sample(shape, g) for g in self.generators]).to(**to)
 
     def uniform(self, like: Tensor) -> Tensor:
-        """U[0, 1) per coordinate."""
-        return self._draw(lambda s, g: torch.rand(s, generator=g), like)
+        """U[0, 1) per coordinate (drawn in float32, so u < 1 holds)."""
+        return self._draw(lambda s, g: torch.rand(s, generator=g, dtype=torch.float32), like)
 
     def normal(self, like: Tensor) -> Tensor:
         """N(0, 1) per coordinate."""
-        return self._draw(lambda s, g: torch.randn(s, generator=g), like)
+        return self._draw(lambda s, g: torch.randn(s, generator=g, dtype=torch.float32), like)
 
 
 def uniform_linf(rng: ExampleRNG, x: Tensor, eps: float) -> Tensor:
@@ -68,7 +72,7 @@ def random_l1(rng: ExampleRNG, x: Tensor, eps: float) -> Tensor:
     radius eps·√u, split over the coordinates uniformly on the simplex (normalised exponential
     variates, equivalent to uniform spacings), random signs."""
     spread = -torch.log1p(-rng.uniform(x))  # Exp(1), finite since u < 1
-    signs = torch.where(rng.uniform(x) < 0.5, -1.0, 1.0).to(x)
+    signs = torch.where(rng.uniform(x) < 0.5, -1.0, 1.0).to(spread)
     u = rng.uniform(x).flatten(1)[:, 0]
     shape = (-1, *([1] * (x.ndim - 1)))
     simplex = spread / spread.flatten(1).sum(1).clamp_min(1e-12).view(shape)

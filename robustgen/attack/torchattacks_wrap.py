@@ -3,8 +3,13 @@
 torchattacks binds the model at construction, so each call builds a fresh torchattacks object for
 the model it is given. What the wrapper takes care of, having read torchattacks 3.5:
 
-* mode: torchattacks switches the model to eval itself and back to train only if it was training;
-  with ``eval_mode=False`` we ask it (``set_model_training_mode``) to keep the caller's mode.
+* mode: torchattacks switches the whole model to eval (or train) itself around each call, and
+  back with ``model.train()``, which resets every submodule. We switch that off on each object we
+  build (:func:`_keep_modes`): :meth:`Attack.__call__` alone sets modes, per submodule, so with
+  ``eval_mode=False`` the model runs exactly in the modes the caller set. (The model it gets is
+  also the mode-less float32 adapter of precision.py, whose ``train()`` does nothing.)
+* dtype: it mixes float32 tensors with the model's logits, so a bf16 model would fail; it gets
+  float32 images and the float32 adapter of the model from :meth:`Attack.__call__`.
 * device: it reads the device from the model's parameters; our inputs already live there.
 * input range: it assumes [0, 1] images and normalises only models of its own `RobModel` class;
   ours normalise inside (`Normalized`), so no normalisation is set.
@@ -57,17 +62,21 @@ class TorchattacksAttack(Attack):
         grads = [p.grad for p in params]
         try:
             with torch.random.fork_rng(devices=devices):
-                attack = self.build(model, n_classes)
-                if not self.eval_mode:
-                    attack.set_model_training_mode(model_training=model.training, batchnorm_training=True,
-                                                   dropout_training=True)
-                return attack(x, y).to(x)
+                return _keep_modes(self.build(model, n_classes))(x, y).to(x)
         finally:  # FAB calls .backward(), which would leave gradients on the parameters
             for p, g in zip(params, grads):
                 p.grad = g
 
     def describe(self) -> dict:
         return {**super().describe(), "implementation": _IMPLEMENTATION}
+
+
+def _keep_modes(attack: torchattacks.attack.Attack) -> torchattacks.attack.Attack:
+    """Turn off torchattacks' own mode switching on this object: its ``__call__`` calls
+    ``model.eval()`` / ``model.train()`` on the whole model through these two methods."""
+    attack._change_model_mode = lambda given_training: None
+    attack._recover_model_mode = lambda given_training: None
+    return attack
 
 
 def _check_positive(name: str, **values: int) -> None:

@@ -27,6 +27,7 @@ import robustgen
 from robustgen.attack import PGD
 from robustgen.errors import ConfigError
 from robustgen.eval.worst_case import EvalReport, evaluate_worst_case
+from robustgen.modes import eval_mode
 
 CONF = Path(robustgen.__file__).resolve().parents[1] / "conf"
 
@@ -104,23 +105,22 @@ def run_eval_bench(*, model: torch.nn.Module | None = None, checkpoint: str | No
         model, model_note = get_model(checkpoint, small_model, data_root, log)
     else:
         model_note = f"given {type(model).__name__}"
-    model.eval()
     from robustgen.data import CIFAR10DataModule
 
     dataset = CIFAR10DataModule(data_root, num_workers=0, download=False).test_dataset()
     log(f"model: {model_note}; {n_points} test points; attack set `{eval_set}`: {', '.join(attacks)}")
 
     reports: dict[str, EvalReport] = {}
-    for mode, per_attack in (("cascade", False), ("every_attack", True)):
-        log(f"running the {mode} schedule ...")
-        reports[mode] = evaluate_worst_case(model, dataset, attacks, n_points=n_points, batch_size=batch_size,
-                                            per_attack=per_attack, progress=False)
+    with eval_mode(model):  # a model the caller passed in gets each submodule's mode back afterwards
+        for mode, per_attack in (("cascade", False), ("every_attack", True)):
+            log(f"running the {mode} schedule ...")
+            reports[mode] = evaluate_worst_case(model, dataset, attacks, n_points=n_points, batch_size=batch_size,
+                                                per_attack=per_attack, progress=False)
+        x = torch.stack([dataset[i][0] for i in range(pgd_points)])
+        y = torch.as_tensor([int(dataset[i][1]) for i in range(pgd_points)])
+        pgd = time_pgd(model, x, y, torch.arange(pgd_points), pgd_steps, repeats)
     cascade, every = reports["cascade"], reports["every_attack"]
     differing = [i for i, a, b in zip(cascade.example_ids, cascade.broken_by, every.broken_by) if a != b]
-
-    x = torch.stack([dataset[i][0] for i in range(pgd_points)])
-    y = torch.as_tensor([int(dataset[i][1]) for i in range(pgd_points)])
-    pgd = time_pgd(model, x, y, torch.arange(pgd_points), pgd_steps, repeats)
 
     numbers = {
         "date": date.today().isoformat(), "cpu": cpu_name(),

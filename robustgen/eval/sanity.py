@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from robustgen.attack import PGD, AutoAttack, Square
 from robustgen.attack.base import Attack
 from robustgen.errors import ConfigError
+from robustgen.modes import eval_mode
 
 log = logging.getLogger("robustgen")
 
@@ -94,18 +95,13 @@ def _pct(mask: Tensor) -> float:
 
 def zero_gradient_fraction(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 100) -> float:
     """Share of points whose input gradient of the cross-entropy is exactly zero everywhere."""
-    was_training = model.training
-    model.eval()
     zero = []
-    try:
-        with torch.inference_mode(False), torch.enable_grad():
-            for k in range(0, len(x), batch_size):
-                xb = x[k:k + batch_size].detach().clone().requires_grad_(True)
-                loss = F.cross_entropy(model(xb), y[k:k + batch_size].clone(), reduction="sum")
-                (grad,) = torch.autograd.grad(loss, xb)
-                zero.append((grad.flatten(1) == 0).all(1))
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.inference_mode(False), torch.enable_grad():
+        for k in range(0, len(x), batch_size):
+            xb = x[k:k + batch_size].detach().clone().requires_grad_(True)
+            loss = F.cross_entropy(model(xb), y[k:k + batch_size].clone(), reduction="sum")
+            (grad,) = torch.autograd.grad(loss, xb)
+            zero.append((grad.flatten(1) == 0).all(1))
     return torch.cat(zero).float().mean().item()
 
 

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from robustgen.errors import ConfigError
+from robustgen.modes import eval_mode
 from robustgen.sparsity.bound import block_input_fro, bound_record, theorem1_complexity
 from robustgen.sparsity.measures import DEFAULT_THRESHOLD, flatten_measures, sparsity_measures
 
@@ -98,10 +99,8 @@ class SparsityMonitor(L.Callback):
             return {}
         model, attack = pl_module.model, pl_module.val_attack
         self._eps = getattr(attack, "eps", None)
-        was_training = model.training
-        model.eval()
         correct_clean = correct_adv = total = 0
-        try:
+        with eval_mode(model):
             for x, y, ids in loader:
                 x, y, ids = x.to(pl_module.device), y.to(pl_module.device), ids.to(pl_module.device)
                 x_adv = attack(model, x, y, example_ids=ids)
@@ -109,8 +108,6 @@ class SparsityMonitor(L.Callback):
                     correct_clean += int((model(x).argmax(1) == y).sum())
                     correct_adv += int((model(x_adv).argmax(1) == y).sum())
                 total += len(y)
-        finally:
-            model.train(was_training)
         out = {"train/acc_clean_fixed": 100 * correct_clean / total, "train/acc_adv_fixed": 100 * correct_adv / total}
         val_adv = trainer.callback_metrics.get("val/acc_adv")
         if val_adv is not None:  # None when validation did not run this epoch
@@ -147,7 +144,8 @@ class SparsityMonitor(L.Callback):
         units = [b["unit"] for b in bound["blocks"] if "rademacher_norm" in b]
         device = next(model.parameters()).device
         batches = (x.to(device) for x, _, _ in DataLoader(self._train_subset, batch_size=256))
-        fro = block_input_fro(model.eval(), units, batches)
+        with eval_mode(model):
+            fro = block_input_fro(model, units, batches)
         n, scale = self._train_size, (self._train_size / len(self._train_subset)) ** 0.5
         for block in bound["blocks"]:
             if block["unit"] in fro:
