@@ -8,8 +8,9 @@ four things, each kept here:
   safely and checked against the current settings, so a run never continues with other ones;
 * the checkpoint selection state (best score and best file), also when the new run writes to
   another folder: Lightning keeps it only when the folder is unchanged (:class:`RunCheckpoint`);
-* randomness that does not depend on the process's history: each epoch reseeds from
-  (seed, epoch) (:class:`EpochSeed`), so the epochs after a resume draw what they would have drawn;
+* randomness that does not depend on the process's history: shuffling and augmentation are drawn
+  from (seed, epoch, example) by the data module, every training step reseeds from (seed, epoch,
+  batch) (:class:`BatchSeed`), so the epochs after a resume draw what they would have drawn;
 * checkpoint files written atomically (:class:`AtomicCheckpointIO`), so a kill while saving
   leaves the previous complete `last.ckpt`, never half of one.
 
@@ -32,6 +33,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from robustgen.checkpoint import read_checkpoint
+from robustgen.data.datasets import mixed_seed
 from robustgen.errors import CheckpointError, ConfigError
 
 log = logging.getLogger("robustgen")
@@ -130,10 +132,12 @@ class RunCheckpoint(ModelCheckpoint):
         new_dir.mkdir(parents=True, exist_ok=True)
         recorded = {state.get("best_model_path"), state.get("kth_best_model_path"), *state.get("best_k_models", {})}
         moved: dict[str, str] = {}
-        for old in sorted(p for p in recorded if p and Path(p).name != LAST):
-            source, target = self._find(Path(old), old_dir), new_dir / Path(old).name
-            if source.resolve() != target.resolve():
-                shutil.copy2(source, target)
+        for old in sorted(p for p in recorded if p):
+            target = new_dir / Path(old).name
+            if Path(old).name != LAST:  # last.ckpt is rewritten by the resumed run; the best is not
+                source = self._find(Path(old), old_dir)
+                if source.resolve() != target.resolve():
+                    shutil.copy2(source, target)
             moved[old] = str(target)
         state["best_model_path"] = moved.get(state.get("best_model_path"), state.get("best_model_path", ""))
         state["kth_best_model_path"] = moved.get(state.get("kth_best_model_path"), state.get("kth_best_model_path"))
@@ -162,18 +166,17 @@ def _as_float(value) -> float | None:
     return None if value is None else float(value)
 
 
-class EpochSeed(Callback):
-    """Reseed torch, NumPy and `random` (and the data loader workers' base seed) from
-    (seed, epoch) at the start of every training epoch, so that an epoch's shuffling,
-    augmentation and training-attack starts do not depend on what the process did before:
-    a run resumed at an epoch boundary then draws exactly what the uninterrupted run drew."""
+class BatchSeed(Callback):
+    """Reseed torch, NumPy and `random` from (seed, epoch, batch) before every training step, so
+    that the training attack's random starts and dropout do not depend on what the process did
+    before: a resumed run draws exactly what the uninterrupted one drew. (Shuffling and
+    augmentation are seeded by the data module itself, see robustgen/data/datasets.py.)"""
 
     def __init__(self, seed: int):
         self.seed = int(seed)
 
-    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epoch_seed = (self.seed * 1_000_003 + trainer.current_epoch) % (2**32 - 1)
-        L.seed_everything(epoch_seed, workers=True, verbose=False)
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch, batch_idx: int) -> None:
+        L.seed_everything(mixed_seed(self.seed, trainer.current_epoch, batch_idx) % (2**32 - 1), verbose=False)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

@@ -29,7 +29,7 @@ from robustgen.eval import EvalSettings, run_evaluation
 from robustgen.module import AdversarialClassifier
 from robustgen.optim import OptimConfig
 from robustgen.results import write_results
-from robustgen.resume import (AtomicCheckpointIO, EpochSeed, RunCheckpoint, check_resumable, resolve_resume,
+from robustgen.resume import (AtomicCheckpointIO, BatchSeed, RunCheckpoint, check_resumable, resolve_resume,
                               training_settings)
 
 log = logging.getLogger("robustgen")
@@ -86,15 +86,19 @@ def build_loggers(cfg: DictConfig) -> list:
 
 def build_callbacks(cfg: DictConfig, output_dir: Path, with_loggers: bool,
                     resume: Path | None) -> tuple[list, ModelCheckpoint]:
-    checkpoint = RunCheckpoint(dirpath=output_dir / "checkpoints", filename="best", monitor=cfg.checkpoint.monitor,
-                               mode=cfg.checkpoint.mode, save_last=True, save_top_k=1, auto_insert_metric_name=False,
-                               resumed_from=resume)
-    callbacks = [checkpoint, EpochSeed(cfg.seed)]
+    folder = output_dir / "checkpoints"
+    best = RunCheckpoint(dirpath=folder, filename="best", monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
+                         save_top_k=1, auto_insert_metric_name=False, resumed_from=resume)
+    # last.ckpt every epoch from a monitor-less checkpoint of its own: Lightning ≥ 2.6's save_last
+    # writes it only in epochs where the best checkpoint changed, which would leave resuming stale.
+    last = RunCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
+                         resumed_from=resume)
+    callbacks = [best, last, BatchSeed(cfg.seed)]
     callbacks += [LearningRateMonitor(logging_interval="epoch")] if with_loggers else []
     callbacks += [build(spec) for spec in (cfg.get("callbacks") or {}).values() if spec is not None]
     if cfg.progress_bar:
         callbacks.append(RichProgressBar())
-    return callbacks, checkpoint
+    return callbacks, best
 
 
 def train(cfg: DictConfig) -> float:
@@ -138,7 +142,7 @@ def train(cfg: DictConfig) -> float:
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     train_seconds = time.perf_counter() - start
 
-    best = checkpoint.best_model_path or checkpoint.last_model_path
+    best = checkpoint.best_model_path or str(output_dir / "checkpoints" / "last.ckpt")
     best_model, _ = load_model(best, expected_arch=cfg.arch.name)
     best_model.to(module.device).eval()
     evaluation = run_evaluation(best_model, datamodule.test_dataset(), eval_attacks, settings,

@@ -219,3 +219,40 @@ def test_white_box_reference_unpacks_autoattack():
 def test_bad_eval_settings_are_refused(values, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
         EvalSettings.from_dict(values)
+
+
+def test_outcomes_of_other_data_are_never_reused(robust_cnn, test_set, tmp_path):
+    """Clean test set, then the same test set with Gaussian noise (σ = 0.1) into the same folder:
+    the noisy evaluation must equal one made in a fresh folder, not reuse the clean outcomes."""
+    noise = torch.randn(test_set.images[:64].shape, generator=torch.Generator().manual_seed(0)) * 0.1 * 255
+    noisy_images = (test_set.images[:64].float() + noise).round().clamp(0, 255).to(torch.uint8)
+    noisy = IndexedTensorDataset(noisy_images, test_set.labels[:64], test_set.ids[:64])
+    attacks = cheap_attacks()
+    clean = evaluate_worst_case(robust_cnn, test_set, attacks, n_points=64, progress=False,
+                                state_path=tmp_path / "same" / "eval_outcomes.json")
+    reused = evaluate_worst_case(robust_cnn, noisy, attacks, n_points=64, progress=False,
+                                 state_path=tmp_path / "same" / "eval_outcomes.json")
+    fresh = evaluate_worst_case(robust_cnn, noisy, attacks, n_points=64, progress=False,
+                                state_path=tmp_path / "fresh" / "eval_outcomes.json")
+    assert reused.resumed_points == 0
+    assert (reused.clean_acc, reused.worst_case_acc, reused.broken_by) == \
+        (fresh.clean_acc, fresh.worst_case_acc, fresh.broken_by)
+    assert clean.broken_by != fresh.broken_by  # the noise does change outcomes: the check above can fail
+    kept = [p.name for p in (tmp_path / "same").glob("eval_outcomes.*.json")]
+    assert len(kept) == 1  # the clean outcomes were kept aside, not overwritten or mixed in
+
+
+def test_data_fingerprint_sees_content_not_type(test_set):
+    from robustgen.eval.outcomes import data_fingerprint
+
+    a = IndexedTensorDataset(test_set.images[:32], test_set.labels[:32])
+    changed = test_set.images[:32].clone()
+    changed[5, 0, 0, 0] ^= 1  # one bit of one pixel
+    b = IndexedTensorDataset(changed, test_set.labels[:32])
+    relabelled = IndexedTensorDataset(test_set.images[:32], (test_set.labels[:32] + 1) % 10)
+    prints = {data_fingerprint(d, 32) for d in (a, b, relabelled)}
+    assert len(prints) == 3
+    assert data_fingerprint(a, 32) == data_fingerprint(IndexedTensorDataset(test_set.images[:32].clone(),
+                                                                            test_set.labels[:32].clone()), 32)
+    # The generic path (a data set that cannot hash itself) agrees on what differs.
+    assert len({data_fingerprint(torch.utils.data.Subset(d, range(32)), 32) for d in (a, b, relabelled)}) == 3

@@ -12,6 +12,8 @@ rest of robustgen sees takes images in [0, 1] and every ε is in pixel units.
 from __future__ import annotations
 
 import functools
+import inspect
+import re
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -105,8 +107,24 @@ def create_arch(
     spec = get_spec(name)
     if img_size > 64 and not spec.imagenette:
         raise ConfigError(f"arch={name} is a CIFAR-only variant (32 px) and cannot run at {img_size} px")
-    net = timm.create_model(spec.timm_name, num_classes=num_classes, img_size=img_size, **kwargs)
+    try:
+        net = timm.create_model(spec.timm_name, num_classes=num_classes, img_size=img_size, **kwargs)
+    except TypeError as err:
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(err))
+        if unknown is None:
+            raise
+        raise ConfigError(f"arch={name} has no knob {unknown.group(1)!r}; its knobs: {', '.join(knobs(name))} "
+                          f"(set one with +arch.<knob>=... unless conf/arch/{name}.yaml already lists it)") from None
     return Normalized(net, mean=mean, std=std)
+
+
+def knobs(name: str) -> list[str]:
+    """The keyword arguments architecture `name` accepts (its model class's constructor), without
+    those the data decides (classes, image size, input channels)."""
+    net = timm.create_model(get_spec(name).timm_name, num_classes=10, img_size=32)
+    params = inspect.signature(type(net).__init__).parameters.values()
+    return [p.name for p in params if p.name not in ("self", "num_classes", "img_size", "in_chans")
+            and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -11,7 +11,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
-from robustgen.data.datasets import fixed_subset
+from robustgen.data.datasets import EpochShuffle, SeededAugmentation, fixed_subset
 from robustgen.errors import ConfigError
 
 
@@ -58,23 +58,25 @@ class ClassificationDataModule(L.LightningDataModule):
             self._val = self._test.subset(fixed_subset(len(self._test), self.val_size, self.seed))
         positions = fixed_subset(len(train), self.train_subset, self.seed)
         self._train_plain = train.subset(positions)
-        self._train = train.subset(positions, transform=self.train_augmentation())
+        self.augmentation = SeededAugmentation(self.train_augmentation(), self.seed)
+        self._train = train.subset(positions, transform=self.augmentation)
 
-    def _loader(self, dataset, batch_size: int, shuffle: bool) -> DataLoader:
-        # The training loader's workers are not persistent: fresh workers each epoch take their
-        # seeds from the epoch's reseeded generator (resume.EpochSeed), so a resumed run augments
-        # exactly as the uninterrupted one; persistent workers would carry their RNG across epochs.
-        return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0 and not shuffle,
+    def _loader(self, dataset, batch_size: int, sampler=None) -> DataLoader:
+        # Training workers are not persistent: fresh workers each epoch get a copy of the data
+        # set with the epoch's augmentation seed (see EpochShuffle.set_epoch).
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0 and sampler is None,
                           pin_memory=torch.cuda.is_available())
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self._train, self.batch_size, shuffle=True)
+        """Shuffled and augmented from (seed, epoch) alone, so that a resumed run sees the same
+        batches as the uninterrupted one (robustgen/resume.py)."""
+        return self._loader(self._train, self.batch_size, EpochShuffle(len(self._train), self.seed, self.augmentation))
 
     def val_dataloader(self) -> list[DataLoader]:
         """Two loaders: 0 = every validation image (clean), 1 = the fixed subset that is attacked."""
         adv = self._val.subset(torch.arange(min(self.val_adv_points, len(self._val))))
-        return [self._loader(self._val, self.eval_batch_size, False), self._loader(adv, self.eval_batch_size, False)]
+        return [self._loader(self._val, self.eval_batch_size), self._loader(adv, self.eval_batch_size)]
 
     def test_dataset(self):
         """The full test split, un-augmented, in its official order (evaluations use a prefix)."""

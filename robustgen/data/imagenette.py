@@ -15,6 +15,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 from torchvision.transforms import v2
 
+from robustgen.data.datasets import apply_transform
 from robustgen.errors import DataError
 
 WNIDS = ("n01440764", "n02102040", "n02979186", "n03000684", "n03028079",
@@ -81,8 +82,7 @@ class ImageFolderSplit(Dataset):
                 image = v2.functional.pil_to_tensor(img.convert("RGB"))
         except OSError as err:
             raise DataError(f"{self.files[i]}: unreadable image ({err})") from None
-        if self.transform is not None:
-            image = self.transform(image)
+        image = apply_transform(self.transform, image, self.ids[i])
         return image.float().div_(255), self.labels[i], self.ids[i]
 
     def subset(self, positions: Tensor, transform: Callable | None = None) -> "ImageFolderSplit":

@@ -7,8 +7,9 @@ survived it (``null`` where the attack did not run on it: points misclassified c
 cascade the points an earlier attack had already broken).
 
 The file is rewritten atomically after every batch and carries a fingerprint of the model's
-weights, the attacks' settings and the data set, so that an interrupted evaluation resumes
-where it stopped and never mixes in outcomes from another model or attack set. It is plain
+weights, the attacks' settings, the attack code's version and the evaluated data's content, so
+that an interrupted evaluation resumes where it stopped and never mixes in outcomes from another
+model, attack set or data set (another split, corruption, severity or transform). It is plain
 JSON in columns: ``pandas.DataFrame(json.load(f)["examples"])`` gives one row per point.
 """
 from __future__ import annotations
@@ -38,6 +39,36 @@ def weights_fingerprint(model: nn.Module) -> str:
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
         digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return digest.hexdigest()
+
+
+def data_fingerprint(dataset, n: int) -> str:
+    """sha256 of the first `n` items exactly as the model sees them: images, labels and example ids.
+    Which split, which corruption and severity, which transform: all of it shows in the pixels, so
+    two data sets that merely share a type and a length (clean vs noisy test set) never match.
+    Data sets that can hash themselves without decoding (``fingerprint(n)``) do; others are read."""
+    own = getattr(dataset, "fingerprint", None)
+    if callable(own):
+        return own(n)
+    from torch.utils.data import DataLoader, Subset
+
+    digest = hashlib.sha256()
+    for x, y, ids in DataLoader(Subset(dataset, range(n)), batch_size=256, shuffle=False):
+        for t in (x.contiguous(), y, ids):
+            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def attack_code_version() -> dict:
+    """What decides an attack's output besides its settings: our attack and evaluation source
+    (hashed, so any edit counts) and the libraries it runs on."""
+    import torchattacks
+
+    package = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted([*(package / "attack").glob("*.py"), package / "eval" / "worst_case.py"]):
+        digest.update(path.name.encode() + path.read_bytes())
+    return {"source": digest.hexdigest()[:16], "torch": torch.__version__, "torchattacks": torchattacks.__version__}
 
 
 def eval_fingerprint(about: dict) -> str:

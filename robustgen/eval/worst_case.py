@@ -13,7 +13,7 @@ Either way `broken_by` names the first attack in set order that broke each point
 outcomes are saved after every batch (outcomes.py) so that an interrupted evaluation resumes.
 Attacks draw their random starts per example id, so outcomes do not depend on the batch size.
 
-The model's train/eval mode is left as the caller set it (attacks restore it themselves); the
+The model's train/eval mode is left as the caller set it (attacks restore each submodule's own); the
 caller puts the model in eval mode, as AutoAttack requires of its users.
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from robustgen.attack.base import Attack
-from robustgen.eval.outcomes import CLEAN, Outcomes, eval_fingerprint, weights_fingerprint
+from robustgen.eval.outcomes import (CLEAN, Outcomes, attack_code_version, data_fingerprint, eval_fingerprint,
+                                     weights_fingerprint)
 
 
 @dataclass
@@ -113,14 +114,17 @@ def evaluate_worst_case(model: nn.Module, dataset: Dataset, attacks: dict[str, A
     """Evaluate `model` on the first `n_points` items (x, y, example_id) of `dataset`.
 
     With `state_path`, per-example outcomes are saved there after every batch, and points already
-    recorded there by the same evaluation (same weights, attack settings, schedule and `data_tag`)
-    are not evaluated again. `n_points` may grow between runs: only the new points are evaluated.
+    recorded there by the same evaluation (same weights, attack settings and code, schedule, and
+    data: `data_tag` and the data set's content) are not evaluated again. `n_points` may grow between runs: only the new points are evaluated.
     """
     start = time.perf_counter()
     device = torch.device(device) if device is not None else next(model.parameters()).device
     n = len(dataset) if n_points is None else min(int(n_points), len(dataset))
+    # Everything that decides a point's outcome. The data part hashes the whole data set's content,
+    # not only the first n items, so that a later run asking for more points still matches.
     about = {"weights": weights_fingerprint(model), "data": data_tag or f"{type(dataset).__name__}[{len(dataset)}]",
-             "per_attack": per_attack,
+             "data_content": data_fingerprint(dataset, len(dataset)), "per_attack": per_attack,
+             "code": attack_code_version(),
              "attacks": [[name, a.describe(), getattr(a, "seed", None)] for name, a in attacks.items()]}
     path = Path(state_path) if state_path is not None else None
     outcomes = Outcomes.resume_or_start(path, list(attacks), eval_fingerprint(about), about)

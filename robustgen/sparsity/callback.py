@@ -59,6 +59,12 @@ class SparsityMonitor(L.Callback):
         self._train_size: int | None = None
         self._eps: float | None = None
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # Here rather than at the first epoch's end: a run resumed after its last epoch (killed
+        # during the final evaluation) trains no epoch but still reports the subset and ε.
+        self._eps = getattr(pl_module.val_attack, "eps", None)
+        self._fixed_train_loader(trainer)
+
     # --- per epoch -------------------------------------------------------------------------------
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         epoch = trainer.current_epoch
