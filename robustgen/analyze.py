@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         analyze_sparsity(args.runs, args.out)
     except RobustgenError as err:
-        print(f"robustgen.analyze: error: {err}", file=sys.stderr)
+        print(f"robustgen: error: {err}", file=sys.stderr)
         return 2
     return 0
 

@@ -6,6 +6,7 @@ image size and normalisation as hyper-parameters, which is all that is needed to
 """
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import torch
@@ -21,8 +22,14 @@ def read_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated file, foreign pickle with code in it, not a checkpoint at all
-        raise CheckpointError(f"cannot read checkpoint {path} safely: {type(err).__name__}: {err}") from None
+    except pickle.UnpicklingError as err:  # objects other than tensors and plain data: possibly code
+        first = str(err).split(". ")[0].split("\n")[0]
+        raise CheckpointError(f"cannot read checkpoint {path} safely: it holds more than tensors and plain data, "
+                              f"and robustgen loads checkpoints with weights_only=True ({first}); use a checkpoint "
+                              f"that robustgen wrote") from None
+    except Exception as err:  # truncated file, not a checkpoint at all
+        raise CheckpointError(f"cannot read checkpoint {path} safely: {type(err).__name__}: {err} (truncated, or not "
+                              f"a PyTorch checkpoint; a run's checkpoints are in <run>/checkpoints/)") from None
 
 
 def model_state(checkpoint: dict) -> dict:

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
-import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -23,10 +21,11 @@ from omegaconf import DictConfig, OmegaConf
 import robustgen  # noqa: F401  (registers the config resolvers)
 from robustgen.arch import count_parameters
 from robustgen.checkpoint import load_model
-from robustgen.errors import CheckpointError, ConfigError, RobustgenError
+from robustgen.cli import build, config_choices, hydra_app
+from robustgen.errors import CheckpointError, ConfigError
 from robustgen.eval import EvalSettings, run_evaluation
 from robustgen.results import RESULTS_FILE, write_results
-from robustgen.train import CONFIG_DIR, build, config_choices, print_summary
+from robustgen.train import print_summary
 
 log = logging.getLogger("robustgen")
 
@@ -106,18 +105,13 @@ def evaluate(cfg: DictConfig) -> float:
     return result.report.worst_case_acc
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
-def main(cfg: DictConfig) -> float:
-    try:
-        return evaluate(cfg)
-    except RobustgenError as err:
-        print(f"robustgen.evaluate: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        out = HydraConfig.get().runtime.output_dir
-        print(f"robustgen.evaluate: interrupted. Finished batches are saved in {out}/eval_outcomes.json; "
-              f"rerun the same command with hydra.run.dir={out} to resume.", file=sys.stderr)
-        raise SystemExit(130) from None
+def _interrupted(cfg: DictConfig) -> str:
+    out = cfg.paths.output_dir
+    return (f"Finished batches are saved in {out}/eval_outcomes.json; rerun the same command with "
+            f"hydra.run.dir={out} to resume.")
+
+
+main = hydra_app("evaluate", interrupted=_interrupted)(evaluate)
 
 
 if __name__ == "__main__":

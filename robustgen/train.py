@@ -12,19 +12,17 @@ import sys
 import time
 from pathlib import Path
 
-import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
 import robustgen  # noqa: F401  (registers the config resolvers)
 from robustgen.arch import count_parameters, create_arch
 from robustgen.checkpoint import load_model
-from robustgen.errors import ConfigError, RobustgenError
+from robustgen.cli import build, config_choices, construct, hydra_app, plain_config
+from robustgen.errors import ConfigError
 from robustgen.eval import EvalSettings, run_evaluation
 from robustgen.module import AdversarialClassifier
 from robustgen.optim import OptimConfig
@@ -33,32 +31,6 @@ from robustgen.resume import (AtomicCheckpointIO, BatchSeed, RunCheckpoint, chec
                               training_settings)
 
 log = logging.getLogger("robustgen")
-# conf/ sits beside the package in the checkout (an editable install, as `make install` does).
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-
-
-def build(spec, **kwargs):
-    """hydra.utils.instantiate, with our own errors passed through unwrapped and a bad config
-    (unknown key, wrong type) turned into a ConfigError that names the config node."""
-    try:
-        return instantiate(spec, **kwargs)
-    except InstantiationException as err:
-        if isinstance(err.__cause__, RobustgenError):
-            raise err.__cause__ from None
-        raise ConfigError(str(err)) from err
-
-
-def config_choices(cfg: DictConfig) -> dict:
-    """Which option of each config group ran (arch=vit, eval=quick, ...)."""
-    if HydraConfig.initialized():
-        return {k: v for k, v in HydraConfig.get().runtime.choices.items()
-                if not k.startswith("hydra/") and v is not None}
-    return {}
-
-
-def run_config(cfg: DictConfig) -> dict:
-    """The resolved config as a plain dict, without Hydra's own node (present when composed in tests)."""
-    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
 
 
 def build_attacks(cfg: DictConfig) -> tuple:
@@ -110,7 +82,7 @@ def train(cfg: DictConfig) -> float:
         cfg.run_name = f"{cfg.arch.name}-{choices.get('attack', 'attack')}-s{cfg.seed}"
 
     # Cheap checks and construction first: bad settings fail before data or training.
-    settings_key = training_settings(run_config(cfg), output_dir)
+    settings_key = training_settings(plain_config(cfg), output_dir)
     resume = resolve_resume(cfg.resume, output_dir)
     if resume is not None:
         saved = check_resumable(resume, settings_key)  # other settings or an unsafe file: refused now
@@ -121,7 +93,7 @@ def train(cfg: DictConfig) -> float:
     datamodule = build(cfg.data)
     train_attack, val_attack, eval_attacks = build_attacks(cfg)
     settings = EvalSettings.from_dict(OmegaConf.to_container(cfg.eval, resolve=True), name=choices.get("eval"))
-    optim = OptimConfig(**OmegaConf.to_container(cfg.optim, resolve=True))
+    optim = construct(OptimConfig, "optim", OmegaConf.to_container(cfg.optim, resolve=True))
     model = build_model(cfg, datamodule)
     regularizer = build(cfg.regularizer)
     regularizer(model)  # a scope with no weights in this architecture fails now, not after data loading
@@ -131,13 +103,14 @@ def train(cfg: DictConfig) -> float:
                                    arch=OmegaConf.to_container(cfg.arch, resolve=True), data_info=data_info,
                                    run={"settings": settings_key, "run_id": cfg.run_id})
     datamodule.prepare_data()  # missing data stops here, with advice
+    datamodule.setup("fit")  # and malformed data files here, before a trainer or logger exists
 
     loggers = build_loggers(cfg)
     callbacks, checkpoint = build_callbacks(cfg, output_dir, with_loggers=bool(loggers), resume=resume)
     trainer: L.Trainer = build(cfg.trainer, logger=loggers or False, callbacks=callbacks,
                                plugins=[AtomicCheckpointIO()])
     for lg in loggers:
-        lg.log_hyperparams(run_config(cfg))
+        lg.log_hyperparams(plain_config(cfg))
     # weights_only: the file was already read safely above; Lightning reads it the same way.
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     train_seconds = time.perf_counter() - start
@@ -210,11 +183,10 @@ def print_summary(record: dict, path: Path) -> None:
     Console().print(table)
 
 
-@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
-def main(cfg: DictConfig) -> float:
-    try:
-        return train(cfg)
-    except RobustgenError as err:
-        # A user error: say what is wrong, no stack trace (a sweep stops here too).
-        print(f"robustgen: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+def _interrupted(cfg: DictConfig) -> str:
+    out = cfg.paths.output_dir
+    return (f"Checkpoints of finished epochs are in {out}/checkpoints; rerun the same command with "
+            f"hydra.run.dir={out} resume=auto to continue.")
+
+
+main = hydra_app("train", interrupted=_interrupted)(train)

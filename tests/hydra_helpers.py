@@ -8,7 +8,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from robustgen.train import CONFIG_DIR
+from robustgen.cli import CONFIG_DIR
 
 # A tiny but real setup: a 1-block ViT, 64 real training images, 2-step PGD, 32 evaluation points.
 TINY = [

@@ -9,7 +9,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from robustgen.attack.base import Attack
-from robustgen.train import CONFIG_DIR, build_attacks
+from robustgen.cli import CONFIG_DIR
+from robustgen.train import build_attacks
 from tests.hydra_helpers import compose_config
 
 GROUPS = ["arch", "data", "attack", "eval", "regularizer", "optim", "trainer", "logger", "experiment", "sweep", "paths"]

@@ -96,5 +96,5 @@ def test_corrupt_checkpoint_exits_with_a_clear_message(tmp_path):
                            f"hydra.run.dir={tmp_path / 'out'}"], capture_output=True, text=True, timeout=120,
                           check=False)
     assert proc.returncode == 2
-    assert f"robustgen.evaluate: error: cannot read checkpoint {bad} safely" in proc.stderr
+    assert f"robustgen: error: cannot read checkpoint {bad} safely" in proc.stderr
     assert "Traceback" not in proc.stderr

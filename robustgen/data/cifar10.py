@@ -58,7 +58,10 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         batch = load_pickle(path)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as err:
-        raise DataError(f"{path}: not a readable CIFAR-10 batch ({err})") from None
+        why = str(err) or f"{type(err).__name__}: the file ends early (truncated?)"
+        raise DataError(f"{path}: not a readable CIFAR-10 batch ({why}); write the folder again with "
+                        f"python ../shared/data/cifar10/prepare_cifar10.py {path.parent.parent}, or delete it "
+                        f"to download the official archive") from None
     if isinstance(batch, dict):  # pickled from Python 2 and read with encoding="bytes", keys are bytes
         batch = {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in batch.items()}
     if not isinstance(batch, dict) or "data" not in batch or "labels" not in batch:

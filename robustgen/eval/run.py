@@ -35,13 +35,12 @@ class EvalSettings:
     @classmethod
     def from_dict(cls, values: dict, name: str | None = None) -> EvalSettings:
         """From the eval config as a plain dict (its `attacks` key is ignored here)."""
-        n_points = values.get("n_points")
-        if n_points is not None and int(n_points) < 1:
-            raise ConfigError(f"eval.n_points must be ≥ 1 or null (the whole test set), got {n_points}")
-        if int(values.get("batch_size", 256)) < 1:
-            raise ConfigError(f"eval.batch_size must be ≥ 1, got {values.get('batch_size')}")
-        return cls(name=name, n_points=None if n_points is None else int(n_points),
-                   batch_size=int(values.get("batch_size", 256)), per_attack=bool(values.get("per_attack", True)),
+        n_points, batch_size = values.get("n_points"), values.get("batch_size", 256)
+        if n_points is not None and (not isinstance(n_points, int) or n_points < 1):
+            raise ConfigError(f"eval.n_points must be an integer ≥ 1 or null (the whole test set), got {n_points!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"eval.batch_size must be an integer ≥ 1, got {batch_size!r}")
+        return cls(name=name, n_points=n_points, batch_size=batch_size, per_attack=bool(values.get("per_attack", True)),
                    sanity=SanitySettings.from_dict(values.get("sanity")))
 
 

@@ -1,0 +1,159 @@
+"""What every entry point shares: the Hydra app glue, and how a user's mistake ends.
+
+A user error — a bad config value, an unknown option or knob, a missing or malformed data file or
+checkpoint — ends with one line, ``robustgen: error: <what is wrong and how to fix it>``, and exit
+status 2, before any work is done; never with a stack trace. Bugs still show their traceback.
+
+Hydra prints its own composition errors (unknown option, unknown key, override syntax) and exits
+with 1; :func:`hydra_app` asks Hydra to raise them instead (``HYDRA_FULL_ERROR`` while composing)
+and ends them the same way as ours.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, NoReturn
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import HydraException, InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+import robustgen  # noqa: F401  (registers the config resolvers)
+from robustgen.errors import ConfigError, RobustgenError
+
+# conf/ sits beside the package in the checkout (an editable install, as `make install` does).
+CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
+PREFIX = "robustgen: error:"
+_FRACTION = re.compile(r"^\s*[-+]?\d+(\.\d*)?\s*/\s*\d+(\.\d*)?\s*$")
+
+
+def fail(message: object) -> NoReturn:
+    """End the program on a user error: one line (the message may continue on the next lines)."""
+    print(f"{PREFIX} {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+_TYPES_HINT = ("check the types of its values: numbers as numbers (0.0313725, or '${div:8,255}' for 8/255), "
+               "lists as [a,b], null for none")
+
+
+def build(spec, **kwargs):
+    """hydra.utils.instantiate, with our own errors passed through unwrapped and a bad config
+    (unknown key, wrong type) turned into a ConfigError that names the config node and the fix."""
+    try:
+        return instantiate(spec, **kwargs)
+    except InstantiationException as err:
+        cause = err.__cause__
+        if isinstance(cause, RobustgenError):
+            raise cause from None
+        key = re.search(r"full_key: (\S+)", str(err))
+        where = key.group(1) if key else str(spec.get("_target_", "config"))
+        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
+            raise ConfigError(f"{where}: {cause}") from None
+        if isinstance(cause, (TypeError, ValueError)):
+            raise ConfigError(f"{where}: {type(cause).__name__}: {cause}; {_TYPES_HINT}") from None
+        raise ConfigError(str(err)) from err
+
+
+def construct(cls, group: str, values: dict):
+    """`cls(**values)` for a config group read into a dataclass, with bad keys or types named."""
+    try:
+        return cls(**values)
+    except RobustgenError:
+        raise
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{group}: {type(err).__name__}: {err}; {_TYPES_HINT}") from None
+
+
+def config_choices(cfg: DictConfig) -> dict:
+    """Which option of each config group ran (arch=vit, eval=quick, ...)."""
+    if HydraConfig.initialized():
+        return {k: v for k, v in HydraConfig.get().runtime.choices.items()
+                if not k.startswith("hydra/") and v is not None}
+    return {}
+
+
+def plain_config(cfg: DictConfig) -> dict:
+    """The resolved config as a plain dict, without Hydra's own node (present when composed in tests)."""
+    return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+
+
+def _leaves(tree: Any, prefix: str = ""):
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _leaves(value, f"{prefix}{key}.")
+    elif isinstance(tree, list):
+        for i, value in enumerate(tree):
+            yield from _leaves(value, f"{prefix}{i}.")
+    else:
+        yield prefix[:-1], tree
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Refuse values that every entry point would misread, naming the key and the fix. Today:
+    fractions written as text (`attack.eps=8/255` reaches the code as the string '8/255')."""
+    try:
+        values = plain_config(cfg)
+    except OmegaConfBaseException as err:  # e.g. ${div:8,0}, or an interpolation to a missing key
+        raise ConfigError(f"cannot resolve the config: {str(err).splitlines()[0]}") from None
+    for key, value in _leaves(values):
+        if isinstance(value, str) and _FRACTION.match(value):
+            a, b = (part.strip() for part in value.split("/"))
+            raise ConfigError(f"{key}={value!r} is text, not a number; write it as '{key}=${{div:{a},{b}}}' "
+                              f"(quoted for the shell) or as a decimal ({float(a) / float(b):.7g})")
+
+
+def hydra_app(config_name: str, interrupted: Callable[[DictConfig], str] | None = None):
+    """Turn `task(cfg)` into a Hydra entry point (`main()`) whose user errors end as :func:`fail`.
+    `interrupted(cfg)`, if given, says on Ctrl-C what was kept and how to continue."""
+
+    def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
+        @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
+        def app(cfg: DictConfig) -> Any:
+            try:
+                check_values(cfg)
+                return task(cfg)
+            except RobustgenError as err:
+                fail(err)
+            except KeyboardInterrupt:
+                if interrupted is None:
+                    raise
+                print(f"robustgen: interrupted. {interrupted(cfg)}", file=sys.stderr)
+                raise SystemExit(130) from None
+
+        @functools.wraps(task)
+        def main() -> Any:
+            previous = os.environ.get("HYDRA_FULL_ERROR")
+            os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its composition errors for us to report
+            try:
+                return app()
+            except (HydraException, OmegaConfBaseException) as err:  # unknown option or key, bad override
+                fail(_hydra_message(err))
+            finally:
+                if previous is None:
+                    os.environ.pop("HYDRA_FULL_ERROR", None)
+                else:
+                    os.environ["HYDRA_FULL_ERROR"] = previous
+
+        return main
+
+    return decorate
+
+
+def _hydra_message(err: Exception) -> str:
+    """Hydra's message on one line where it can be: the options listed inline, no search path."""
+    message = str(err).split("\nConfig search path:")[0].strip()
+    options = re.search(r"\n+Available options in '([^']+)':\n((?:\t.*\n?)+)", message)
+    if options:
+        names = ", ".join(line.strip() for line in options.group(2).splitlines() if line.strip())
+        message = f"{message[:options.start()]}; available options in '{options.group(1)}': {names}"
+    cause = err.__cause__
+    if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines()[0] not in message:
+        message += f": {str(cause).splitlines()[0]}"
+    return message.replace("\n", " ")

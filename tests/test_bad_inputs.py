@@ -1,0 +1,173 @@
+"""Every kind of bad input ends with one `robustgen: error:` line naming the fix, exit status 2,
+no traceback, and nothing already computed lost.
+
+The entry points run in-process (their real `main()`, with sys.argv set as a shell would), so the
+many cases stay fast; tests/test_multirun.py runs the same path through real subprocesses.
+"""
+from __future__ import annotations
+
+import hashlib
+import pickle
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robustgen import analyze
+from robustgen import evaluate as evaluate_app
+from robustgen import train as train_app
+from tests.hydra_helpers import TINY, compose_config
+
+FAST = ["experiment=quickstart", "logger=none", "progress_bar=false"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, cifar_root) -> Path:
+    """A real tiny training run (its folder holds checkpoints/best.ckpt, last.ckpt, results.json)."""
+    out = tmp_path_factory.mktemp("trained")
+    train_app.train(compose_config(TINY + [f"data.root={cifar_root}"], output_dir=out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def bad_files(tmp_path_factory, cifar_root, trained) -> dict[str, Path]:
+    """Broken data folders and checkpoints, each with one thing wrong."""
+    root = tmp_path_factory.mktemp("bad")
+    good = cifar_root / "cifar-10-batches-py"
+
+    def data_folder(name: str, batch: dict | bytes | None) -> Path:
+        folder = root / name / "cifar-10-batches-py"
+        shutil.copytree(good, folder)
+        target = folder / "data_batch_1"
+        if isinstance(batch, bytes):
+            target.write_bytes(batch)
+        else:
+            with open(target, "wb") as f:
+                pickle.dump(batch, f, protocol=5)
+        return root / name
+
+    original = (good / "data_batch_1").read_bytes()
+    ones = {"data": np.zeros((10, 3072), np.uint8), "labels": [0] * 10}
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(root / "pwned"), "w"))
+
+    files = {
+        "truncated_data": data_folder("truncated", original[: len(original) // 3]),
+        "wrong_shape": data_folder("shape", {**ones, "data": np.zeros((10, 1024), np.uint8)}),
+        "wrong_labels": data_folder("labels", {**ones, "labels": [12] * 10}),
+        "code_in_data": data_folder("code", {**ones, "labels": Payload()}),
+        "no_data": root / "empty",
+    }
+    files["no_data"].mkdir()
+    ckpt = trained / "checkpoints" / "best.ckpt"
+    files["truncated_ckpt"] = root / "truncated.ckpt"
+    files["truncated_ckpt"].write_bytes(ckpt.read_bytes()[:5000])
+    files["code_ckpt"] = root / "code.ckpt"
+    torch.save({"state_dict": {}, "x": Payload()}, files["code_ckpt"])
+    files["weights_only_ckpt"] = root / "weights.ckpt"
+    torch.save(torch.load(ckpt, weights_only=True)["state_dict"], files["weights_only_ckpt"])
+    files["not_a_run"] = root / "not-a-run"
+    files["not_a_run"].mkdir()
+    return files
+
+
+def folder_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+# (entry point, arguments, what the message must say). {data}, {ckpt}, {run}, {bad:<name>} are filled in.
+CASES = [
+    # config values
+    ("train", ["attack.eps=8/255"], r"attack.eps=\${div:8,255}"),
+    ("train", ["attack.eps=-0.1"], "eps must be ≥ 0"),
+    ("train", ["attack.eps=2"], "did you mean 2/255"),
+    ("train", ["attack.steps=0"], "steps must be ≥ 1"),
+    ("train", ["attack.steps=ten"], "numbers as numbers"),
+    ("train", ["attack.step_size=0"], "step_size must be > 0"),
+    ("train", ["attack.norm=l3"], "norm must be one of"),
+    ("train", ["attack=pgd_l1", "attack.l1_variant=sparse"], "l1_variant must be one of"),
+    ("train", ["attack.eps=${div:8,0}"], "cannot resolve the config"),
+    ("train", ["eval.n_points=0"], "eval.n_points must be an integer ≥ 1"),
+    ("train", ["eval.batch_size=many"], "eval.batch_size must be an integer"),
+    ("train", ["eval.attacks=null"], "eval.attacks is empty"),
+    ("train", ["data.batch_size=0"], "batch_size must be ≥ 1"),
+    ("train", ["data.val_from=valid"], "data.val_from must be 'test' or 'train'"),
+    ("train", ["optim.lr=-1"], "optim.lr must be > 0"),
+    ("train", ["optim.lr=fast"], "optim: TypeError"),
+    ("train", ["regularizer=l1", "regularizer.weight=-1"], "must be ≥ 0"),
+    ("train", ["regularizer=l1", "regularizer.scope=heads"], "not a scope; choose one of"),
+    ("train", ["arch=vit", "arch.patch_size=3"], "patch"),
+    ("train", ["arch=coatnet", "arch.stages=CXTT"], "stages"),
+    # unknown options, keys and knobs
+    ("train", ["arch=nosuch"], "available options in 'arch': botnet"),
+    ("train", ["attack=pgd_l5"], "available options in 'attack'"),
+    ("train", ["attack.foo=1"], r"use \+attack.foo=1"),
+    ("train", ["arch=mobilevit", "+arch.patch_size=4"], "has no knob 'patch_size'; its knobs: stem_width"),
+    ("train", ["arch=resnet", "+arch.heads=4"], "has no knob 'heads'"),
+    # data files
+    ("train", ["data.root={bad:truncated_data}"], "data_batch_1: not a readable CIFAR-10 batch"),
+    ("train", ["data.root={bad:wrong_shape}"], r"must be uint8 of shape \(N, 3072\)"),
+    ("train", ["data.root={bad:wrong_labels}"], r"labels must lie in 0..9"),
+    ("train", ["data.root={bad:code_in_data}"], "refusing to load"),
+    ("train", ["data.root={bad:no_data}", "data.download=false"], "Provide CIFAR-10 in"),
+    # resuming
+    ("train", ["resume={bad:missing}"], "no such checkpoint"),
+    ("train", ["resume={run}/checkpoints/last.ckpt", "optim.lr=0.5"], "was trained with other settings"),
+    ("train", ["resume={bad:weights_only_ckpt}"], "not a robustgen training checkpoint"),
+    ("train", ["resume={bad:truncated_ckpt}"], "cannot read checkpoint"),
+    # checkpoints given to evaluate
+    ("evaluate", [], "checkpoint=PATH is required"),
+    ("evaluate", ["checkpoint={bad:missing}"], "does not exist"),
+    ("evaluate", ["checkpoint={bad:truncated_ckpt}"], "cannot read checkpoint .* safely"),
+    ("evaluate", ["checkpoint={bad:code_ckpt}"], "cannot read checkpoint .* safely"),
+    ("evaluate", ["checkpoint={ckpt}", "arch=resnet"], "holds arch=vit, but arch=resnet was requested"),
+    ("evaluate", ["checkpoint={ckpt}", "data=imagenette"], "pass the data it was trained on"),
+    ("evaluate", ["checkpoint={ckpt}", "eval=nosuch"], "available options in 'eval'"),
+    # a results folder without results
+    ("analyze", ["sparsity", "{bad:not_a_run}"], "results.json"),
+]
+
+
+def fill(arg: str, files: dict, trained: Path, cifar_root: Path, tmp_path: Path) -> str:
+    arg = arg.replace("{ckpt}", str(trained / "checkpoints" / "best.ckpt")).replace("{run}", str(trained))
+    if "{bad:" in arg:
+        name = arg.split("{bad:")[1].split("}")[0]
+        arg = arg.replace(f"{{bad:{name}}}", str(files.get(name, tmp_path / "missing.ckpt")))
+    return arg
+
+
+def run_entry_point(entry: str, args: list[str], monkeypatch) -> int:
+    if entry == "analyze":
+        return analyze.main(args)
+    main = {"train": train_app.main, "evaluate": evaluate_app.main}[entry]
+    monkeypatch.setattr(sys, "argv", [f"robustgen.{entry}", *args])
+    with pytest.raises(SystemExit) as stopped:
+        main()
+    return stopped.value.code
+
+
+@pytest.mark.parametrize("entry, args, says", CASES, ids=[" ".join(c[1]) or c[0] for c in CASES])
+def test_bad_input_ends_in_one_line_that_names_the_fix(entry, args, says, bad_files, trained, cifar_root, tmp_path,
+                                                       monkeypatch, capsys):
+    import re
+
+    before = folder_digest(trained)
+    args = [fill(a, bad_files, trained, cifar_root, tmp_path) for a in args]
+    if entry != "analyze":
+        args = [*(FAST if entry == "train" else ["progress_bar=false"]), f"hydra.run.dir={tmp_path / 'out'}",
+                *([] if any(a.startswith("data.root=") for a in args) else [f"data.root={cifar_root}"]), *args]
+    code = run_entry_point(entry, args, monkeypatch)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("robustgen: error:")]
+    assert code == 2, err[-2000:]
+    assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
+    assert re.search(says, err), err[-2000:]
+    assert not (tmp_path / "out" / "checkpoints").exists()  # refused before any training
+    assert folder_digest(trained) == before  # the earlier run's results and checkpoints are untouched
+    assert not (bad_files["no_data"].parent / "pwned").exists()  # no pickled code ran
