@@ -212,7 +212,8 @@ def test_white_box_reference_unpacks_autoattack():
 
 
 @pytest.mark.parametrize("values,message", [
-    ({"n_points": 0}, "eval.n_points must be ≥ 1"),
+    ({"n_points": 0}, "eval.n_points must be an integer ≥ 1"),
+    ({"n_points": "all"}, "eval.n_points must be an integer ≥ 1"),
     ({"sanity": {"n_point": 5}}, "unknown setting(s) ['n_point']"),
     ({"sanity": {"square_queries": 0}}, "must be ≥ 1"),
 ])
