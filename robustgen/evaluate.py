@@ -25,16 +25,9 @@ from robustgen.cli import build, config_choices, hydra_app
 from robustgen.errors import CheckpointError, ConfigError
 from robustgen.eval import EvalSettings, run_evaluation
 from robustgen.results import RESULTS_FILE, write_results
-from robustgen.train import print_summary
+from robustgen.train import build_eval_attacks, corruption_source, print_summary
 
 log = logging.getLogger("robustgen")
-
-
-def build_eval_attacks(cfg: DictConfig) -> dict:
-    attacks = {name: build(spec) for name, spec in (cfg.eval.attacks or {}).items()}
-    if not attacks:
-        raise ConfigError("eval.attacks is empty: the evaluation needs at least one attack")
-    return attacks
 
 
 def build_data(cfg: DictConfig, data_info: dict, checkpoint: str):
@@ -86,12 +79,13 @@ def evaluate(cfg: DictConfig) -> float:
                           "cpu" if cfg.device == "auto" else cfg.device)
     model.to(device).eval()
     datamodule.prepare_data()  # missing data stops here, with advice
+    corruptions = corruption_source(settings, datamodule)  # and missing CIFAR-10-C files
     if cfg.run_name is None:
         cfg.run_name = f"{arch.get('name', 'model')}-eval-{settings.name or 'custom'}"
 
     output_dir = Path(cfg.paths.output_dir)
     result = run_evaluation(model, datamodule.test_dataset(), attacks, settings, output_dir=output_dir,
-                            progress=cfg.progress_bar, num_workers=datamodule.num_workers)
+                            progress=cfg.progress_bar, num_workers=datamodule.num_workers, corruptions=corruptions)
     record = {
         "run_name": cfg.run_name, "choices": choices, "seed": cfg.seed,
         "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],

@@ -33,13 +33,20 @@ from robustgen.resume import (AtomicCheckpointIO, BatchSeed, RunCheckpoint, chec
 log = logging.getLogger("robustgen")
 
 
+def build_eval_attacks(cfg: DictConfig) -> dict:
+    """The final evaluation's attack set, name → attack (empty for corruptions only)."""
+    return {name: build(spec) for name, spec in (cfg.eval.attacks or {}).items()}
+
+
 def build_attacks(cfg: DictConfig) -> tuple:
-    train_attack = build(cfg.attack)
-    val_attack = build(cfg.val_attack)
-    eval_attacks = {name: build(spec) for name, spec in (cfg.eval.attacks or {}).items()}
-    if not eval_attacks:
-        raise ConfigError("eval.attacks is empty: the final evaluation needs at least one attack")
-    return train_attack, val_attack, eval_attacks
+    return build(cfg.attack), build(cfg.val_attack), build_eval_attacks(cfg)
+
+
+def corruption_source(settings: EvalSettings, datamodule):
+    """The data module's corrupted test sets when the evaluation asks for them (files checked now)."""
+    if not settings.corrupted.enabled:
+        return None
+    return datamodule.corruption_source(settings.corrupted)
 
 
 def build_model(cfg: DictConfig, datamodule) -> torch.nn.Module:
@@ -91,8 +98,8 @@ def train(cfg: DictConfig) -> float:
     if cfg.run_id is None:
         cfg.run_id = new_run_id()
     datamodule = build(cfg.data)
-    train_attack, val_attack, eval_attacks = build_attacks(cfg)
     settings = EvalSettings.from_dict(OmegaConf.to_container(cfg.eval, resolve=True), name=choices.get("eval"))
+    train_attack, val_attack, eval_attacks = build_attacks(cfg)
     optim = construct(OptimConfig, "optim", OmegaConf.to_container(cfg.optim, resolve=True))
     model = build_model(cfg, datamodule)
     regularizer = build(cfg.regularizer)
@@ -104,6 +111,7 @@ def train(cfg: DictConfig) -> float:
                                    run={"settings": settings_key, "run_id": cfg.run_id})
     datamodule.prepare_data()  # missing data stops here, with advice
     datamodule.setup("fit")  # and malformed data files here, before a trainer or logger exists
+    corruptions = corruption_source(settings, datamodule)  # and missing CIFAR-10-C files
 
     loggers = build_loggers(cfg)
     callbacks, checkpoint = build_callbacks(cfg, output_dir, with_loggers=bool(loggers), resume=resume)
@@ -119,9 +127,9 @@ def train(cfg: DictConfig) -> float:
     best_model, _ = load_model(best, expected_arch=cfg.arch.name)
     best_model.to(module.device).eval()
     evaluation = run_evaluation(best_model, datamodule.test_dataset(), eval_attacks, settings,
-                                output_dir=output_dir, progress=cfg.progress_bar)
+                                output_dir=output_dir, progress=cfg.progress_bar, corruptions=corruptions)
     report = evaluation.report
-    metrics = report.metrics()
+    metrics = evaluation.metrics()
     for lg in loggers:
         lg.log_metrics(metrics, step=trainer.global_step)
         lg.finalize("success")
@@ -179,6 +187,14 @@ def print_summary(record: dict, path: Path) -> None:
     for name, acc in record["attack_acc"].items():
         table.add_row(name, f"{acc:.2f}")
     table.add_row("worst case", f"{record['worst_case_acc']:.2f}", style="bold")
+    corruptions = record.get("corruptions")
+    if corruptions:
+        for name, acc in corruptions["acc_by_corruption"].items():
+            table.add_row(f"  {name} (mean of severities)", f"{acc:.2f}")
+        table.add_row(f"corruptions: mean of {corruptions['cells']} cells", f"{corruptions['mean_acc']:.2f}",
+                      style="bold")
+        if "mean_worst_case" in corruptions:
+            table.add_row("corruptions + attacks: worst case", f"{corruptions['mean_worst_case']:.2f}", style="bold")
     table.add_row("time (s)", f"{record['time_s']['total']:.0f}")
     Console().print(table)
 

@@ -10,6 +10,8 @@ from omegaconf import OmegaConf
 
 from robustgen.attack.base import Attack
 from robustgen.cli import CONFIG_DIR
+from robustgen.corrupt import CORRUPTIONS
+from robustgen.eval import EvalSettings
 from robustgen.train import build_attacks
 from tests.hydra_helpers import compose_config
 
@@ -37,7 +39,17 @@ def test_every_option_composes_and_resolves(group, option, tmp_path):
         assert cfg.arch.name == option or option in cfg.arch.name
     train_attack, val_attack, eval_attacks = build_attacks(cfg)
     assert isinstance(train_attack, Attack) and isinstance(val_attack, Attack)
-    assert eval_attacks and all(isinstance(a, Attack) for a in eval_attacks.values())
+    assert all(isinstance(a, Attack) for a in eval_attacks.values())
+    settings = EvalSettings.from_dict(container["eval"])  # every eval set has attacks, corruptions or both
+    assert eval_attacks or settings.corrupted.enabled
+    if (group, option) == ("eval", "corruptions"):
+        assert settings.corrupted.names == list(CORRUPTIONS) and settings.corrupted.severities == [1, 2, 3, 4, 5]
+
+
+def test_corruptions_add_to_any_attack_set(tmp_path):
+    cfg = compose_config(["eval=paper", "eval/corrupted=all", "eval.corrupted.names=[fog]"], output_dir=tmp_path)
+    settings = EvalSettings.from_dict(OmegaConf.to_container(cfg.eval, resolve=True))
+    assert settings.corrupted.enabled and settings.corrupted.names == ["fog"] and len(cfg.eval.attacks) == 4
 
 
 def test_study_recipe_is_the_default(tmp_path):

@@ -214,6 +214,10 @@ def test_white_box_reference_unpacks_autoattack():
 @pytest.mark.parametrize("values,message", [
     ({"n_points": 0}, "eval.n_points must be an integer ≥ 1"),
     ({"n_points": "all"}, "eval.n_points must be an integer ≥ 1"),
+    ({"attacks": {}}, "eval.attacks is empty"),
+    ({"corrupted": {"enabled": True, "names": ["fog", "rain"]}}, "unknown corruption(s) rain"),
+    ({"corrupted": {"enabled": True, "severities": [0, 6]}}, "severities must be a non-empty list from 1..5"),
+    ({"corrupted": {"enabled": True, "colour": 1}}, "unknown key(s) colour"),
     ({"sanity": {"n_point": 5}}, "unknown setting(s) ['n_point']"),
     ({"sanity": {"square_queries": 0}}, "must be ≥ 1"),
 ])

@@ -33,4 +33,4 @@ def test_unknown_attack_set_is_refused_with_the_options():
 
 def test_cli_reports_user_errors_with_exit_code_2(capsys):
     assert bench_main(["eval", "--eval-set", "papr"]) == 2
-    assert "robustgen.bench: error: no attack set" in capsys.readouterr().err
+    assert "robustgen: error: no attack set" in capsys.readouterr().err

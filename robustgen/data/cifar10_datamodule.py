@@ -45,3 +45,9 @@ class CIFAR10DataModule(ClassificationDataModule):
 
     def train_augmentation(self):
         return self.augment
+
+    def corruption_source(self, settings):
+        """CIFAR-10-C in `settings.folder` (default <root>/CIFAR-10-C), checked against the test labels."""
+        from robustgen.corrupt.data import cifar10c_source
+
+        return cifar10c_source(self.root, settings.names, self.test_dataset().labels.numpy(), settings.folder)

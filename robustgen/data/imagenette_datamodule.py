@@ -36,3 +36,10 @@ class ImagenetteDataModule(ClassificationDataModule):
 
     def train_augmentation(self):
         return self.augment
+
+    def corruption_source(self, settings):
+        """ImageNette-C: the test set corrupted on the fly with the ImageNet-C parameters (224 px)."""
+        from robustgen.corrupt.data import CorruptionSource
+
+        test = self.test_dataset()
+        return CorruptionSource("on the fly", None, len(test), base=test, seed=settings.seed)

@@ -1,6 +1,7 @@
 """The final evaluation both entry points run (training's and `python -m robustgen.evaluate`):
 sanity checks on a few points, then the worst case over the attack set with per-example
-outcomes saved for resuming, then the results.json fields.
+outcomes saved for resuming, then (with `eval/corrupted=...`) every common-corruption cell, then
+the results.json fields.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from robustgen.attack.base import Attack
+from robustgen.corrupt.data import CorruptionSource
+from robustgen.corrupt.evaluate import CorruptionReport, CorruptionSettings, evaluate_corruptions
 from robustgen.errors import ConfigError
 from robustgen.eval.outcomes import OUTCOMES_FILE
 from robustgen.eval.sanity import SanityFlag, SanitySettings, report_flags, run_sanity_checks
@@ -31,6 +34,7 @@ class EvalSettings:
     batch_size: int = 256
     per_attack: bool = True             # every attack on every point (per-attack accuracies) vs cascade
     sanity: SanitySettings = field(default_factory=SanitySettings)
+    corrupted: CorruptionSettings = field(default_factory=CorruptionSettings)
 
     @classmethod
     def from_dict(cls, values: dict, name: str | None = None) -> EvalSettings:
@@ -40,8 +44,13 @@ class EvalSettings:
             raise ConfigError(f"eval.n_points must be an integer ≥ 1 or null (the whole test set), got {n_points!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ConfigError(f"eval.batch_size must be an integer ≥ 1, got {batch_size!r}")
-        return cls(name=name, n_points=n_points, batch_size=batch_size, per_attack=bool(values.get("per_attack", True)),
-                   sanity=SanitySettings.from_dict(values.get("sanity")))
+        settings = cls(name=name, n_points=n_points, batch_size=batch_size,
+                       per_attack=bool(values.get("per_attack", True)), sanity=SanitySettings.from_dict(values.get("sanity")),
+                       corrupted=CorruptionSettings.from_dict(values.get("corrupted")))
+        if "attacks" in values and not values["attacks"] and not settings.corrupted.enabled:
+            raise ConfigError("eval.attacks is empty: the evaluation needs at least one attack "
+                              "(or common corruptions: eval=corruptions, or eval/corrupted=all with any set)")
+        return settings
 
 
 @dataclass
@@ -53,13 +62,19 @@ class EvalResult:
     outcomes_path: Path | None
     sanity_seconds: float = 0.0
     sanity_points: int = 0
+    corruptions: CorruptionReport | None = None
+
+    def metrics(self) -> dict[str, float]:
+        """test/acc/... of the test set and, with corruptions, test/corruption/... of every cell."""
+        return {**self.report.metrics(), **(self.corruptions.metrics() if self.corruptions else {})}
 
     def record(self) -> dict:
         """The results.json fields of the evaluation."""
         r, s = self.report, self.settings
         return {
             "n_points": r.n_points, "clean_acc": r.clean_acc, "attack_acc": r.attack_acc,
-            "worst_case_acc": r.worst_case_acc, "metrics": r.metrics(),
+            "worst_case_acc": r.worst_case_acc, "metrics": self.metrics(),
+            **({"corruptions": self.corruptions.record()} if self.corruptions else {}),
             "eval": {"set": s.name, "attacks": self.attacks, "n_points": r.n_points, "per_attack": s.per_attack,
                      "batch_size": s.batch_size,
                      "outcomes_file": str(self.outcomes_path) if self.outcomes_path else None,
@@ -82,16 +97,19 @@ def sanity_subset(dataset: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor,
 
 def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack], settings: EvalSettings, *,
                    output_dir: str | Path | None, data_tag: str = "", progress: bool = True,
-                   num_workers: int = 0) -> EvalResult:
+                   num_workers: int = 0, corruptions: CorruptionSource | None = None) -> EvalResult:
     """Evaluate `model` (already in eval mode, on its device) on the first `settings.n_points`
-    items of `dataset`. Outcomes go to `output_dir`/eval_outcomes.json (resumed if present)."""
-    if not attacks:
+    items of `dataset`. Outcomes go to `output_dir`/eval_outcomes.json (resumed if present).
+    With `settings.corrupted.enabled`, also every cell of `corruptions` (see corrupt/evaluate.py)."""
+    if not attacks and not settings.corrupted.enabled:
         raise ConfigError("eval.attacks is empty: the evaluation needs at least one attack")
+    if settings.corrupted.enabled and corruptions is None:
+        raise ConfigError("eval.corrupted is enabled but no corrupted test sets were given")
     device = next(model.parameters()).device
     n = len(dataset) if settings.n_points is None else min(settings.n_points, len(dataset))
     flags: list[SanityFlag] = []
     start = time.perf_counter()
-    n_sanity = min(settings.sanity.n_points, n) if settings.sanity.enabled else 0
+    n_sanity = min(settings.sanity.n_points, n) if settings.sanity.enabled and attacks else 0
     if n_sanity:
         x, y, ids = sanity_subset(dataset, n_sanity)
         flags = run_sanity_checks(model, x.to(device), y.to(device), ids, attacks, settings.sanity)
@@ -104,6 +122,11 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
     report = evaluate_worst_case(model, dataset, attacks, n_points=n, batch_size=settings.batch_size,
                                  per_attack=settings.per_attack, progress=progress, state_path=path,
                                  data_tag=data_tag, num_workers=num_workers)
+    corrupted = None
+    if settings.corrupted.enabled:
+        corrupted = evaluate_corruptions(model, corruptions, settings.corrupted, attacks, n_points=settings.n_points,
+                                         batch_size=settings.batch_size, per_attack=settings.per_attack,
+                                         output_dir=output_dir, progress=progress, num_workers=num_workers)
     return EvalResult(report, flags, settings, {k: a.describe() for k, a in attacks.items()}, path,
-                      sanity_seconds, n_sanity)
+                      sanity_seconds, n_sanity, corrupted)
 
