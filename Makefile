@@ -12,14 +12,14 @@ LATEST_VENV ?= .venv-latest
 .PHONY: help install lock test-latest data test test-slow quickstart train train-gpu sweep-patch sweep-zoo zoo bench bench-corruptions cifar10c clean
 
 help: ## Show this help
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-install: ## Create $(VENV) and install robustgen (editable, dev extra) at the versions of constraints.txt
+install: ## Create .venv and install robustgen (editable, dev extra) at the versions of constraints.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -c $(CONSTRAINTS) --upgrade pip
 	$(PYTHON) -m pip install -c $(CONSTRAINTS) -e ".[dev]"
 
-test-latest: data ## Early warning: a fresh $(LATEST_VENV) with the newest releases (no constraints), then the tests
+test-latest: data ## Early warning: a fresh .venv-latest with the newest releases (no constraints), then the tests
 	rm -rf $(LATEST_VENV) && python3 -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --upgrade pip
 	$(LATEST_VENV)/bin/python -m pip install -e ".[dev]"

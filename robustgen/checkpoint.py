@@ -18,6 +18,10 @@ from robustgen.errors import CheckpointError
 
 def read_checkpoint(path: str | Path) -> dict:
     path = Path(path)
+    if path.is_dir():
+        hint = next((str(p) for p in (path / "checkpoints" / "best.ckpt", path / "best.ckpt") if p.is_file()), None)
+        raise CheckpointError(f"checkpoint {path} is a folder; pass the .ckpt file"
+                              + (f", e.g. checkpoint={hint}" if hint else " (a run keeps them in <run>/checkpoints/)"))
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:

@@ -57,8 +57,19 @@ def build(spec, **kwargs):
         if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
             raise ConfigError(f"{where}: {cause}") from None
         if isinstance(cause, (TypeError, ValueError)):
-            raise ConfigError(f"{where}: {type(cause).__name__}: {cause}; {_TYPES_HINT}") from None
+            raise ConfigError(f"{where}: {type(cause).__name__}: {cause}{_text_values(spec, where)}; "
+                              f"{_TYPES_HINT}") from None
         raise ConfigError(str(err)) from err
+
+
+def _text_values(values, where: str) -> str:
+    """The text-valued keys of a config node: where a number was written as text, it is among them."""
+    try:
+        plain = OmegaConf.to_container(values, resolve=True) if OmegaConf.is_config(values) else dict(values)
+    except Exception:  # an unresolvable node has its own error; naming its values is a bonus
+        return ""
+    text = [f"{where}.{k}={v!r}" for k, v in plain.items() if isinstance(v, str) and not k.startswith("_")]
+    return f" (text values there: {', '.join(text)})" if text else ""
 
 
 def construct(cls, group: str, values: dict):
@@ -68,7 +79,7 @@ def construct(cls, group: str, values: dict):
     except RobustgenError:
         raise
     except (TypeError, ValueError) as err:
-        raise ConfigError(f"{group}: {type(err).__name__}: {err}; {_TYPES_HINT}") from None
+        raise ConfigError(f"{group}: {type(err).__name__}: {err}{_text_values(values, group)}; {_TYPES_HINT}") from None
 
 
 def config_choices(cfg: DictConfig) -> dict:

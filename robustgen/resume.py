@@ -21,7 +21,6 @@ monitor's history, early stopping's counters). The W&B run id is kept in the hyp
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -53,7 +52,10 @@ def resolve_resume(resume: str | None, output_dir: Path) -> Path | None:
         return None
     if resume == "auto":
         last = output_dir / "checkpoints" / LAST
-        return last if last.is_file() else None
+        if not last.is_file():
+            log.info("resume=auto: no %s yet, starting afresh", last)
+            return None
+        return last
     path = Path(resume).expanduser()
     if path.is_dir():
         path = path / "checkpoints" / LAST if (path / "checkpoints" / LAST).is_file() else path / LAST
@@ -84,7 +86,7 @@ def training_settings(config: dict, output_dir: str | Path | None = None) -> dic
     return out
 
 
-def check_resumable(path: Path, settings: dict[str, Any]) -> dict:
+def check_resumable(path: Path, settings: dict[str, Any], max_epochs: int | None = None) -> dict:
     """Read `path` safely (weights_only) and return its hyper-parameters; refuse a checkpoint
     that was trained with other settings than `settings`, naming the keys that differ."""
     checkpoint = read_checkpoint(path)
@@ -101,11 +103,12 @@ def check_resumable(path: Path, settings: dict[str, Any]) -> dict:
         more = f" (and {len(differ) - 6} more)" if len(differ) > 6 else ""
         raise ConfigError(f"resume={path} was trained with other settings ({shown}{more}); rerun with the "
                           f"original settings to continue it, or start a new run in a new folder with resume=null")
+    progress = checkpoint["loops"].get("fit_loop", {}).get("epoch_progress", {}).get("current", {})
+    done = int(progress.get("processed", checkpoint.get("epoch", 0)))  # epochs trained (validation may be pending)
+    if max_epochs is not None and max_epochs >= 0 and done > max_epochs:
+        raise ConfigError(f"resume={path} has {done} epochs done, more than trainer.max_epochs={max_epochs}; "
+                          f"pass trainer.max_epochs ≥ {done} (the same to only evaluate it, more to train longer)")
     return hparams
-
-
-def settings_digest(settings: dict[str, Any]) -> str:
-    return hashlib.sha256(repr(sorted(settings.items())).encode()).hexdigest()[:16]
 
 
 class RunCheckpoint(ModelCheckpoint):
@@ -134,18 +137,20 @@ class RunCheckpoint(ModelCheckpoint):
         moved: dict[str, str] = {}
         for old in sorted(p for p in recorded if p):
             target = new_dir / Path(old).name
-            if Path(old).name != LAST:  # last.ckpt is rewritten by the resumed run; the best is not
-                source = self._find(Path(old), old_dir)
-                if source.resolve() != target.resolve():
-                    shutil.copy2(source, target)
+            # last.ckpt is the file resumed from: copied too, so the new folder can be resumed
+            # (resume=auto) even before it trains an epoch of its own.
+            source = self.resumed_from if Path(old).name == LAST and self.resumed_from else self._find(Path(old), old_dir)
+            if source.resolve() != target.resolve():
+                shutil.copy2(source, target)
             moved[old] = str(target)
         state["best_model_path"] = moved.get(state.get("best_model_path"), state.get("best_model_path", ""))
         state["kth_best_model_path"] = moved.get(state.get("kth_best_model_path"), state.get("kth_best_model_path"))
         state["best_k_models"] = {moved.get(k, k): v for k, v in state.get("best_k_models", {}).items()}
         state["last_model_path"] = str(new_dir / LAST) if state.get("last_model_path") else ""
         state["dirpath"] = self.dirpath
-        log.info("resumed into %s: best checkpoint so far (%s = %s) copied from %s", new_dir, state.get("monitor"),
-                 _as_float(state.get("best_model_score")), old_dir)
+        if self.monitor is not None:
+            log.info("resumed into %s: best checkpoint so far (%s = %s) copied from %s", new_dir, self.monitor,
+                     _as_float(state.get("best_model_score")), old_dir)
         return state
 
     def _find(self, recorded: Path, old_dir: Path) -> Path:

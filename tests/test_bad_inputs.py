@@ -171,3 +171,22 @@ def test_bad_input_ends_in_one_line_that_names_the_fix(entry, args, says, bad_fi
     assert not (tmp_path / "out" / "checkpoints").exists()  # refused before any training
     assert folder_digest(trained) == before  # the earlier run's results and checkpoints are untouched
     assert not (bad_files["no_data"].parent / "pwned").exists()  # no pickled code ran
+
+
+# Found by trying it as a new user: each used to end in a traceback or fail only after training.
+CASES_MORE = [
+    ("train", ["data.train_subset=hello"], "data.train_subset must be an integer"),
+    ("train", ["arch=vit", "+arch.embed_dim=33", "+arch.num_heads=2"], "arch=vit cannot be built with"),
+    ("train", ["trainer.max_epochs=0"], "trainer.max_epochs must be an integer ≥ 1"),
+    ("train", ["data.val_from=train", "data.val_size=60000"], "holds out every training image"),
+    ("train", ["attack.steps=2.5"], "steps must be an integer ≥ 1, got 2.5"),
+    ("train", ["optim.lr=abc"], r"optim.lr='abc'"),
+    ("evaluate", ["checkpoint={run}"], "is a folder; pass the .ckpt file, e.g. checkpoint="),
+]
+
+
+@pytest.mark.parametrize("entry, args, says", CASES_MORE, ids=[" ".join(c[1]) for c in CASES_MORE])
+def test_more_bad_inputs_end_in_one_line(entry, args, says, bad_files, trained, cifar_root, tmp_path, monkeypatch,
+                                         capsys):
+    test_bad_input_ends_in_one_line_that_names_the_fix(entry, args, says, bad_files, trained, cifar_root, tmp_path,
+                                                       monkeypatch, capsys)

@@ -109,3 +109,22 @@ def test_resume_without_the_best_checkpoint_says_where_it_looked(four_epochs, tm
         assert resumed["epochs"] == 5
     finally:
         shutil.move(moved, first_dir / "checkpoints" / "best.ckpt")
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(four_epochs, tmp_path, cifar_root):
+    first_dir, _ = four_epochs
+    with pytest.raises(ConfigError, match=r"has [45] epochs done, more than trainer.max_epochs=2"):
+        run(tmp_path, cifar_root, "trainer.max_epochs=2", f"resume={first_dir / 'checkpoints' / 'last.ckpt'}")
+
+
+def test_a_new_folder_resumed_into_can_itself_be_resumed(four_epochs, tmp_path, cifar_root):
+    """Resuming a finished run into a new folder (to re-evaluate it) trains no epoch there; the
+    folder still gets last.ckpt, so `resume=auto` into it continues the same run."""
+    first_dir, first = four_epochs
+    last = first_dir / "checkpoints" / "last.ckpt"
+    done = torch.load(last, weights_only=True)["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"]
+    copy = run(tmp_path, cifar_root, f"trainer.max_epochs={done}", f"resume={last}")
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file() and copy["best_val_acc_clean"] is not None
+    again = run(tmp_path, cifar_root, f"trainer.max_epochs={done}", "resume=auto")
+    assert again["resumed_from"] == str(tmp_path / "checkpoints" / "last.ckpt")
+    assert again["best_val_acc_clean"] == copy["best_val_acc_clean"] and again["clean_acc"] == copy["clean_acc"]

@@ -109,6 +109,8 @@ def create_arch(
         raise ConfigError(f"arch={name} is a CIFAR-only variant (32 px) and cannot run at {img_size} px")
     try:
         net = timm.create_model(spec.timm_name, num_classes=num_classes, img_size=img_size, **kwargs)
+    except AssertionError as err:  # timm checks its own shapes with asserts (e.g. heads must divide the width)
+        raise ConfigError(f"arch={name} cannot be built with {kwargs}: {err or 'a shape check failed'}") from None
     except TypeError as err:
         unknown = re.search(r"unexpected keyword argument '(\w+)'", str(err))
         if unknown is None:

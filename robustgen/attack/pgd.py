@@ -57,8 +57,8 @@ class PGD(Attack):
                  random_start: bool = True, l1_variant: str = "study", sparsity: float = 0.99, **kwargs):
         super().__init__(eps, **kwargs)
         check_common("PGD", norm, eps, self.supported_norms())
-        if steps < 1:
-            raise ConfigError(f"PGD: steps must be ≥ 1, got {steps}")
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ConfigError(f"PGD: steps must be an integer ≥ 1, got {steps!r}")
         if not step_size > 0:
             raise ConfigError(f"PGD: step_size must be > 0, got {step_size}")
         if l1_variant not in L1_VARIANTS:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from torch.utils.data import Dataset
 
 from robustgen.errors import ConfigError, DataError
 
+log = logging.getLogger("robustgen")
 FOLDER = "CIFAR-10-C"
 LABELS = "labels.npy"
 MANIFEST = "manifest.json"
@@ -91,8 +93,13 @@ class CorruptionSource:
     manifest: dict | None = None
     base: Dataset | None = None   # the clean test set (on the fly)
     seed: int = 0
+    _warned: bool = False
 
     def cell(self, name: str, severity: int, n_points: int | None) -> Dataset:
+        if n_points is not None and n_points > self.n_images and not self._warned:
+            log.warning("%s images were asked per corruption cell, but %s holds %d per severity: evaluating %d",
+                        n_points, self.folder or "the test set", self.n_images, self.n_images)
+            self._warned = True
         n = self.n_images if n_points is None else min(n_points, self.n_images)
         if self.kind == "on the fly":
             from torch.utils.data import Subset

@@ -25,6 +25,12 @@ class ClassificationDataModule(L.LightningDataModule):
                  num_workers: int = 2, train_subset: int | None = None, val_from: str = "test",
                  val_size: int | None = None, val_adv_points: int = 512, download: bool = True, seed: int = 0):
         super().__init__()
+        for key, value, least in (("batch_size", batch_size, 1), ("eval_batch_size", eval_batch_size, 1),
+                                  ("num_workers", num_workers, 0), ("val_adv_points", val_adv_points, 0),
+                                  ("train_subset", train_subset, 1), ("val_size", val_size, 1)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+                raise ConfigError(f"data.{key} must be an integer ≥ {least}"
+                                  f"{' or null' if key in ('train_subset', 'val_size') else ''}, got {value!r}")
         if val_from not in ("test", "train"):
             raise ConfigError(f"data.val_from must be 'test' or 'train', got {val_from!r}")
         if val_from == "train" and not val_size:
@@ -56,6 +62,9 @@ class ClassificationDataModule(L.LightningDataModule):
             train = train.subset(order[self.val_size:].sort().values)
         else:
             self._val = self._test.subset(fixed_subset(len(self._test), self.val_size, self.seed))
+        if len(train) == 0:
+            raise ConfigError(f"data.val_size={self.val_size} holds out every training image; "
+                              f"choose a smaller data.val_size")
         positions = fixed_subset(len(train), self.train_subset, self.seed)
         self._train_plain = train.subset(positions)
         self.augmentation = SeededAugmentation(self.train_augmentation(), self.seed)
