@@ -61,7 +61,7 @@ sweep-zoo: data ## The study's main table: all 20 architectures, e.g. make sweep
 zoo: ## Table of every architecture: parameters vs paper, MACs, CPU latency
 	$(PYTHON) -m robustgen.zoo
 
-bench: data ## CPU evaluation benchmark: cascade vs every attack (paper set), our PGD vs torchattacks' (~10 min)
+bench: data ## CPU evaluation benchmark: cascade vs every attack, sanity checks' cost, our PGD vs torchattacks' (~20 min)
 	$(PYTHON) -m robustgen.bench eval --data-root $(DATA) $(ARGS)
 
 bench-corruptions: cifar10c ## Evaluating all 75 CIFAR-10-C cells (memory-mapped) vs clean evaluation, images/s (~10 min)

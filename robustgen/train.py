@@ -90,9 +90,12 @@ def train(cfg: DictConfig) -> float:
 
     # Cheap checks and construction first: bad settings fail before data or training.
     settings_key = training_settings(plain_config(cfg), output_dir)
+    max_epochs = cfg.trainer.get("max_epochs")
+    if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs == 0 or max_epochs < -1):
+        raise ConfigError(f"trainer.max_epochs must be an integer ≥ 1 (or -1: no limit), got {max_epochs!r}")
     resume = resolve_resume(cfg.resume, output_dir)
-    if resume is not None:
-        saved = check_resumable(resume, settings_key)  # other settings or an unsafe file: refused now
+    if resume is not None:  # other settings, fewer epochs than done, or an unsafe file: refused now
+        saved = check_resumable(resume, settings_key, max_epochs)
         cfg.run_id = saved.get("run_id") or cfg.run_id
         log.info("resuming from %s", resume)
     if cfg.run_id is None:
@@ -177,12 +180,15 @@ def _float(x) -> float | None:
 
 
 def print_summary(record: dict, path: Path) -> None:
+    """The results table, readable at any terminal width: the metric names fold, the numbers never
+    wrap, and the results path goes on its own line unwrapped (a wrapped caption used to break it
+    mid-word, so it could not be copied)."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{record['run_name']}: {record['n_points']} test points", caption=str(path))
-    table.add_column("metric")
-    table.add_column("accuracy %", justify="right")
+    table = Table(title=f"{record['run_name']}: {record['n_points']} test points")
+    table.add_column("metric", overflow="fold")
+    table.add_column("accuracy %", justify="right", no_wrap=True)
     table.add_row("clean", f"{record['clean_acc']:.2f}")
     for name, acc in record["attack_acc"].items():
         table.add_row(name, f"{acc:.2f}")
@@ -196,7 +202,9 @@ def print_summary(record: dict, path: Path) -> None:
         if "mean_worst_case" in corruptions:
             table.add_row("corruptions + attacks: worst case", f"{corruptions['mean_worst_case']:.2f}", style="bold")
     table.add_row("time (s)", f"{record['time_s']['total']:.0f}")
-    Console().print(table)
+    console = Console()
+    console.print(table)
+    console.print(f"results: {path}", soft_wrap=True, highlight=False, markup=False)
 
 
 def _interrupted(cfg: DictConfig) -> str:

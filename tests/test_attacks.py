@@ -142,7 +142,7 @@ def test_no_attack_is_identity(batch):
 @pytest.mark.parametrize("make, message", [
     (lambda: PGD("l1", 40, 20, 3.0, l1_variant="dense"), "l1_variant"),
     (lambda: PGD("linf", -0.1, 10, 0.01), "eps must be ≥ 0"),
-    (lambda: PGD("linf", 8 / 255, 0, 0.01), "steps must be ≥ 1"),
+    (lambda: PGD("linf", 8 / 255, 0, 0.01), "steps must be an integer ≥ 1"),
     (lambda: PGD("linf", 8, 10, 2), "exceeds the [0, 1] pixel range"),
     (lambda: PGD("l3", 1.0, 10, 0.1), "norm must be one of"),
     (lambda: PGD("l1", 40, 20, 3.0, l1_variant="strong", sparsity=1.0), "sparsity"),

@@ -261,3 +261,179 @@ def test_data_fingerprint_sees_content_not_type(test_set):
                                                                             test_set.labels[:32].clone()), 32)
     # The generic path (a data set that cannot hash itself) agrees on what differs.
     assert len({data_fingerprint(torch.utils.data.Subset(d, range(32)), 32) for d in (a, b, relabelled)}) == 3
+
+
+# --- issue 16: no attack runs twice on a point ----------------------------------------------------
+def flags_as_before(model, x, y, ids, attacks, settings) -> list:
+    """The sanity checks as they ran before issue 16 (commit 9ad02ca), on their own points,
+    rerunning the set's attacks there: the reference the flags from the evaluation are held to."""
+    from robustgen.attack import Square
+    from robustgen.eval.sanity import (SanityFlag, _correct, _pct, _variant, reference_pgds, white_box_attacks,
+                                       zero_gradient_fraction)
+
+    s, flags = settings, []
+    clean = _correct(model, None, x, y, ids, s.batch_size)
+    refs = reference_pgds(attacks)
+    for norm, (_, ref) in refs.items():
+        eps = min(ref.eps * s.huge_eps_factor, 1.0) if norm == "linf" else ref.eps * s.huge_eps_factor
+        huge = _variant(ref, eps=eps, steps=s.huge_eps_steps, step_size=2.5 * eps / s.huge_eps_steps,
+                        random_start=False)
+        acc = _pct(_correct(model, huge, x, y, ids, s.batch_size))
+        flags.append(SanityFlag(
+            f"huge_eps/{norm}", acc <= s.huge_eps_max_acc, {"eps": eps, "steps": s.huge_eps_steps, "acc": acc},
+            f"PGD-{norm} with ε={eps:.4g} ({s.huge_eps_factor:g}× the set's) leaves {acc:.1f}% accuracy "
+            f"(expected ≤ {s.huge_eps_max_acc:g}%)"))
+    white_box = {}
+    allowed = max(s.steps_tolerance, 100.0 / len(x))
+    for norm, (_, ref) in refs.items():
+        once = _correct(model, ref, x, y, ids, s.batch_size)
+        twice = _correct(model, _variant(ref, steps=2 * ref.steps), x, y, ids, s.batch_size)
+        white_box[norm] = once & twice
+        a1, a2 = _pct(once), _pct(twice)
+        flags.append(SanityFlag(
+            f"more_steps/{norm}", a2 <= a1 + allowed,
+            {"steps": ref.steps, "acc": a1, "steps_2x": 2 * ref.steps, "acc_2x": a2, "allowed_excess": allowed},
+            f"PGD-{norm}: {a1:.1f}% with {ref.steps} steps, {a2:.1f}% with {2 * ref.steps} "
+            f"(2× steps may exceed 1× by at most {allowed:.3g} points)"))
+    fraction = zero_gradient_fraction(model, x, y, s.batch_size)
+    flags.append(SanityFlag(
+        "zero_gradients", fraction <= s.zero_grad_max_fraction, {"fraction": fraction},
+        f"{100 * fraction:.1f}% of points have an all-zero input gradient (expected ≤ "
+        f"{100 * s.zero_grad_max_fraction:g}%)"))
+    for norm in ("linf", "l2"):
+        if norm not in refs:
+            continue
+        ref_name, ref = refs[norm]
+        others = {k: a for k, a in white_box_attacks(attacks, norm).items() if a is not ref}
+        for attack in others.values():
+            white_box[norm] = _correct(model, attack, x, y, ids, s.batch_size, among=white_box[norm])
+        square = Square(norm=norm, eps=ref.eps, n_queries=s.square_queries, seed=ref.seed)
+        held = _correct(model, square, x, y, ids, s.batch_size)
+        sq, wb = _pct(held), _pct(white_box[norm])
+        only_square = int((~held & white_box[norm]).sum())
+        flags.append(SanityFlag(
+            f"black_box/{norm}", sq >= wb - s.square_tolerance,
+            {"square_queries": s.square_queries, "square_acc": sq, "white_box_acc": wb,
+             "white_box": [f"{ref_name} (1× and 2× steps)", *others], "broken_only_by_square": only_square},
+            f"Square-{norm} ({s.square_queries} queries) leaves {sq:.1f}% vs {wb:.1f}% for the white-box "
+            f"attacks of the set; {only_square} point(s) broken only by Square"))
+    for flag in flags:
+        flag.values["clean_acc"] = _pct(clean)
+    return flags
+
+
+def batch_free_attacks() -> dict:
+    """Attacks whose outcome per point does not depend on the batch it is in (random starts drawn
+    per example id: our PGD and ℓ1-APGD), so that the evaluation (batches of 40) and the checks as
+    they were (batches of 64) see the same outcome per point. torchattacks' components (APGD,
+    APGD-T, FAB, Square) seed per call, so their outcomes may move with the batch composition."""
+    from robustgen.attack import APGD
+
+    return {**cheap_attacks(),  # plus another ℓ∞ white-box attack, which the black-box check must count
+            "pgd_linf_small_steps": PGD("linf", 8 / 255, steps=5, step_size=1 / 255, seed=1),
+            "apgd_l1": APGD("l1", 40.0, steps=10)}
+
+
+def evaluation_flags(model, test_set, attacks, per_attack: bool, sanity=SANITY) -> list:
+    from robustgen.eval import run_evaluation
+
+    settings = EvalSettings(n_points=96, batch_size=40, per_attack=per_attack, sanity=sanity)
+    return run_evaluation(model, test_set, attacks, settings, output_dir=None, progress=False).flags
+
+
+def test_sanity_flags_from_the_evaluation_equal_todays(robust_cnn, test_set, sanity_points):
+    today = flags_as_before(robust_cnn, *sanity_points, batch_free_attacks(), SANITY)
+    flags = evaluation_flags(robust_cnn, test_set, batch_free_attacks(), per_attack=True)
+    assert [f.name for f in flags] == [f.name for f in today]
+    for new, old in zip(flags, today):
+        assert (new.passed, new.message) == (old.passed, old.message), new.name
+        assert {k: new.values[k] for k in old.values} == old.values, new.name
+        assert new.values.get("points", 64) == 64
+    black_box = {f.name: f for f in flags}["black_box/linf"]
+    assert black_box.values["white_box"][1:] == ["pgd_linf_small_steps"]  # the second ℓ∞ attack took part
+
+
+def test_sanity_flags_of_a_cascade_compare_where_outcomes_are_known(robust_cnn, test_set, sanity_points):
+    today = {f.name: f for f in flags_as_before(robust_cnn, *sanity_points, batch_free_attacks(), SANITY)}
+    flags = {f.name: f for f in evaluation_flags(robust_cnn, test_set, batch_free_attacks(), per_attack=False)}
+    assert flags.keys() == today.keys()
+    # PGD-ℓ∞ comes first, so it ran on every point: its check is today's; later attacks skipped the
+    # points earlier ones broke, and their checks compare on the points left.
+    assert flags["more_steps/linf"].to_dict() == {**today["more_steps/linf"].to_dict(),
+                                                  "values": {**today["more_steps/linf"].values, "points": 64}}
+    assert flags["more_steps/l2"].values["points"] < 64
+    assert "where the set's outcome is known" in flags["more_steps/l2"].message
+    assert all(f.passed == today[name].passed for name, f in flags.items())
+
+
+class CountingCalls:
+    """Records (attack, example id) for every point an attack (or an AutoAttack component) is run
+    on, by wrapping `perturb` on the instance: isinstance checks and AutoAttack's direct calls of
+    its components' `perturb` still go through it."""
+
+    def __init__(self, attacks: dict):
+        from collections import Counter
+
+        self.seen = Counter()
+        for name, attack in attacks.items():
+            self._wrap(name, attack)
+            for part, component in getattr(attack, "components", {}).items():
+                self._wrap(f"{name}/{part}", component)
+
+    def _wrap(self, key, attack):
+        inner = attack.perturb
+
+        def perturb(model, x, y, example_ids):
+            self.seen.update((key, int(i)) for i in example_ids.tolist())
+            return inner(model, x, y, example_ids)
+
+        attack.perturb = perturb
+
+
+def cheap_autoattack():
+    """AutoAttack-ℓ∞ with short components (same code path: its cascade, the component column)."""
+    from robustgen.attack import APGD, AutoAttack
+
+    aa = AutoAttack("linf", 8 / 255)
+    aa.components = {"apgd-ce": APGD("linf", 8 / 255, steps=3), "square": Square("linf", 8 / 255, n_queries=30)}
+    return aa
+
+
+@pytest.mark.parametrize("per_attack", [True, False])
+def test_no_attack_runs_twice_on_a_point(robust_cnn, test_set, per_attack, tmp_path):
+    from robustgen.eval import run_evaluation
+
+    attacks = {**cheap_attacks(steps=3), "aa_linf": cheap_autoattack()}
+    calls = CountingCalls(attacks)
+    settings = EvalSettings(n_points=48, batch_size=16, per_attack=per_attack,
+                            sanity=SanitySettings(n_points=32, batch_size=32, huge_eps_steps=3, square_queries=30))
+    result = run_evaluation(robust_cnn, test_set, attacks, settings, output_dir=tmp_path, progress=False)
+    assert len(result.flags) == 9 and result.sanity_points == 32  # the checks ran, every one of them
+    twice = [key for key, n in calls.seen.items() if n > 1]
+    assert twice == [], f"{len(twice)} (attack, point) pairs attacked twice, e.g. {twice[:5]}"
+    assert {key for key, _ in calls.seen} == {*attacks, "aa_linf/apgd-ce", "aa_linf/square"}
+    # Which component broke each point is recorded (and read back from the file), never recomputed.
+    saved = load_outcomes(tmp_path)
+    for held, breaker in zip(saved.robust["aa_linf"], saved.component["aa_linf"]):
+        assert (breaker in ("apgd-ce", "square")) == (held is False)
+    for part in ("apgd-ce", "square"):
+        key = f"aa_linf/{part}"
+        assert result.report.points_by_component.get(key, 0) == sum(k == key for k, _ in calls.seen)
+        assert (key in result.report.seconds_by_component) == (key in result.report.points_by_component)
+
+
+def test_bench_times_the_sanity_checks_and_the_share_of_each_attack(robust_cnn, cifar_root):
+    from robustgen.bench.eval_bench import run_eval_bench
+
+    lines: list[str] = []
+    numbers = run_eval_bench(model=robust_cnn, eval_set="quick", data_root=str(cifar_root), parts=("sanity",),
+                             sanity_points=48, log=lines.append)
+    s = numbers["sanity"]
+    assert s["identical_worst_case"] and s["ratio"] > 0 and s["ratio_within_run"] >= 1
+    assert s["with_sanity"]["sanity_points"] == 32 and s["without_sanity"]["sanity_points"] == 0  # quick's settings
+    assert list(s["with_sanity"]["seconds_by_phase"]) == ["sanity checks before", "attack set", "sanity checks after"]
+    assert set(s["share_by_attack"]) == {"pgd_linf", "pgd_l2", "pgd_l1"}
+    assert sum(s["share_by_attack"].values()) == pytest.approx(1.0)
+    assert all(s["with_sanity"]["flags"].values())
+    assert any("ratio" in line and "without sanity checks" in line for line in lines)
+    assert "cascade" not in numbers and "pgd" not in numbers

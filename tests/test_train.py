@@ -68,7 +68,7 @@ def test_vanilla_training_runs(tmp_path, cifar_root):
 
 @pytest.mark.parametrize("override,message", [
     ("attack.eps=-0.1", "eps must be ≥ 0"),
-    ("attack.steps=0", "steps must be ≥ 1"),
+    ("attack.steps=0", "steps must be an integer ≥ 1"),
     ("eval.attacks.pgd_linf.eps=8", "exceeds the [0, 1] pixel range"),
     ("arch.patch_size=3", "patch_size=3"),
 ])

@@ -12,8 +12,17 @@ has no ℓ1 FAB or Square, and RobustBench's ℓ1 evaluation rests on the two AP
 
 Like the reference, each component attacks only the points no earlier component broke, so the
 cost falls as points fall; a broken point keeps the first adversarial example found.
+
+Which component broke which point, and how long each took, is told to whoever listens
+(:meth:`AutoAttack.watch`): the evaluation records it per point and shows it as progress, so
+the sanity checks can tell white-box breaks from Square's without running a component again.
 """
 from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 import torch
 from torch import Tensor, nn
@@ -26,6 +35,17 @@ from robustgen.errors import ConfigError
 VERSIONS = ("standard",)
 
 
+@dataclass
+class ComponentEvent:
+    """A component starts (`broken` is None) or has run on `points` rows of the call; `broken`
+    holds the rows (positions in the call's batch) it broke, `seconds` its wall time."""
+
+    component: str
+    points: int
+    broken: Tensor | None = None
+    seconds: float = 0.0
+
+
 class AutoAttack(Attack):
     """AutoAttack for norm "linf", "l2" or "l1" at radius eps (pixel units of [0, 1] images)."""
 
@@ -36,6 +56,20 @@ class AutoAttack(Attack):
             raise ConfigError(f"AutoAttack: version must be one of {VERSIONS}, got {version!r}")
         self.norm, self.version = norm, version
         self.components = self._components()
+        self._listeners: list[Callable[[ComponentEvent], None]] = []
+
+    @contextmanager
+    def watch(self, listener: Callable[[ComponentEvent], None]) -> Iterator[None]:
+        """Inside the block, `listener` hears when each component starts and what it broke."""
+        self._listeners.append(listener)
+        try:
+            yield
+        finally:
+            self._listeners.remove(listener)
+
+    def _tell(self, event: ComponentEvent) -> None:
+        for listener in list(self._listeners):
+            listener(event)
 
     def _components(self) -> dict[str, Attack]:
         common = {"norm": self.norm, "eps": self.eps, "eval_mode": self.eval_mode, "seed": self.seed}
@@ -51,16 +85,19 @@ class AutoAttack(Attack):
         with torch.no_grad():
             robust = model(x).argmax(1) == y
         x_adv = x.clone()
-        for component in self.components.values():
+        for name, component in self.components.items():
             idx = robust.nonzero().flatten()
             if len(idx) == 0:
                 break
+            self._tell(ComponentEvent(name, len(idx)))
+            start = time.perf_counter()
             ids = example_ids[idx.cpu()] if example_ids is not None else None
             candidate = component.perturb(model, x[idx], y[idx], ids)
             with torch.no_grad():
                 broken = model(candidate).argmax(1) != y[idx]
             x_adv[idx[broken]] = candidate[broken]
             robust[idx[broken]] = False
+            self._tell(ComponentEvent(name, len(idx), idx[broken].cpu(), time.perf_counter() - start))
         return x_adv
 
     def describe(self) -> dict:

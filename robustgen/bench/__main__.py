@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     ev.add_argument("--pgd-steps", type=int, default=10)
     ev.add_argument("--repeats", type=int, default=5, help="PGD timing repeats (the median is reported)")
     ev.add_argument("--json", type=Path, help="also write the numbers to this file")
+    ev.add_argument("--parts", default=None,
+                    help="comma-separated parts to run (default: all; see PARTS in robustgen/bench/eval_bench.py)")
+    ev.add_argument("--sanity-points", type=int, default=100, help="points of the with/without sanity comparison")
     co = sub.add_parser("corruptions", help="evaluation on CIFAR-10-C (memory-mapped) vs clean, images/s")
     co.add_argument("--folder", default=None, help="CIFAR-10-C folder (default: <data root>/CIFAR-10-C)")
     co.add_argument("--data-root", default="data", help="folder holding cifar-10-batches-py/")
@@ -45,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             numbers = run_eval_bench(checkpoint=args.checkpoint, small_model=args.small_model,
                                      n_points=args.n_points, eval_set=args.eval_set, data_root=args.data_root,
                                      threads=args.threads, pgd_points=args.pgd_points, pgd_steps=args.pgd_steps,
-                                     repeats=args.repeats)
+                                     repeats=args.repeats, sanity_points=args.sanity_points,
+                                     **({"parts": tuple(args.parts.split(","))} if args.parts else {}))
         else:
             from robustgen.bench.corrupt_bench import run_corruption_bench
 

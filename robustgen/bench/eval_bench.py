@@ -5,7 +5,11 @@
    same model and points: wall time of each, the speed-up, and whether both give the same
    worst-case accuracy and the same first breaking attack per point;
 2. our PGD-ℓ∞ against torchattacks' PGD: same model, points, ε, step size, steps and random
-   start; seconds per step, median of repeats, alternating the two.
+   start; seconds per step, median of repeats, alternating the two;
+3. what the sanity checks cost: the whole evaluation (`run_evaluation`, as `python -m
+   robustgen.evaluate` runs it, with the set's sanity settings) on the same points without and
+   with them, the ratio of the wall times, the phases of the run with them, and where the
+   evaluation spends its time: the share of each attack and of each AutoAttack component.
 
 Only ratios between runs of the same process are meaningful; nothing here asserts a time.
 """
@@ -26,6 +30,7 @@ from omegaconf import OmegaConf
 import robustgen
 from robustgen.attack import PGD
 from robustgen.errors import ConfigError
+from robustgen.eval import EvalSettings, run_evaluation
 from robustgen.eval.worst_case import EvalReport, evaluate_worst_case
 from robustgen.modes import eval_mode
 
@@ -33,12 +38,60 @@ CONF = Path(robustgen.__file__).resolve().parents[1] / "conf"
 
 
 def load_attack_set(name: str) -> tuple[dict, int]:
+    cfg = _eval_config(name)
+    return {k: instantiate(spec) for k, spec in cfg.attacks.items()}, int(cfg.batch_size)
+
+
+def _eval_config(name: str):
     path = CONF / "eval" / f"{name}.yaml"
     if not path.is_file():
         options = sorted(p.stem for p in (CONF / "eval").glob("*.yaml"))
         raise ConfigError(f"no attack set {name!r}; options: {', '.join(options)}")
-    cfg = OmegaConf.load(path)  # `${div:8,255}` resolves: importing robustgen registered it
-    return {k: instantiate(spec) for k, spec in cfg.attacks.items()}, int(cfg.batch_size)
+    return OmegaConf.load(path)  # `${div:8,255}` resolves: importing robustgen registered it
+
+
+def eval_settings(name: str, n_points: int, sanity: bool) -> EvalSettings:
+    """The set's evaluation settings as Hydra composes them (its sanity settings over
+    conf/eval/sanity/default.yaml), on `n_points` points, with or without the sanity checks."""
+    cfg = _eval_config(name)
+    checks = OmegaConf.merge(OmegaConf.load(CONF / "eval" / "sanity" / "default.yaml"), cfg.get("sanity") or {})
+    values = {"n_points": n_points, "batch_size": int(cfg.batch_size), "per_attack": bool(cfg.get("per_attack", True)),
+              "sanity": {**OmegaConf.to_container(checks), "enabled": sanity}}
+    return EvalSettings.from_dict(values, name=name)
+
+
+def time_sanity(model, dataset, eval_set: str, n_points: int, log=print) -> dict:
+    """The whole evaluation on the same points without, then with the sanity checks (fresh attack
+    objects each time), and where its time goes."""
+    runs = {}
+    for label, sanity in (("without_sanity", False), ("with_sanity", True)):
+        log(f"running `{eval_set}` on {n_points} points {label.replace('_', ' ')} ...")
+        attacks, _ = load_attack_set(eval_set)
+        start, cpu = time.perf_counter(), time.process_time()
+        result = run_evaluation(model, dataset, attacks, eval_settings(eval_set, n_points, sanity), output_dir=None)
+        r = result.report
+        runs[label] = {"seconds": time.perf_counter() - start, "cpu_seconds": time.process_time() - cpu,
+                       "seconds_by_phase": result.seconds_by_phase,
+                       "worst_case_acc": r.worst_case_acc, "attack_acc": r.attack_acc,
+                       "seconds_by_attack": r.seconds_by_attack, "seconds_by_component": r.seconds_by_component,
+                       "points_by_component": r.points_by_component, "attacked_points": r.attacked_points,
+                       "sanity_points": result.sanity_points,
+                       "flags": {f.name: f.passed for f in result.flags}}
+    plain, checked = runs["without_sanity"], runs["with_sanity"]
+    phases = checked["seconds_by_phase"]
+    attack_total = sum(plain["seconds_by_attack"].values()) or 1.0
+    # On a CPU shared with other jobs, wall times of the two runs drift apart with the load; the
+    # process's CPU time (torch on one thread) counts only the work, so its ratio is reported too.
+    return {**runs, "n_points": n_points, "ratio": checked["seconds"] / plain["seconds"],
+            "ratio_cpu": checked["cpu_seconds"] / plain["cpu_seconds"],
+            "ratio_within_run": sum(phases.values()) / phases["attack set"],
+            "identical_worst_case": plain["worst_case_acc"] == checked["worst_case_acc"],
+            "share_by_attack": {k: v / attack_total for k, v in plain["seconds_by_attack"].items()},
+            "share_by_component": {k: v / plain["seconds_by_attack"][k.split("/")[0]]
+                                   for k, v in plain["seconds_by_component"].items()}}
+
+
+PARTS = ("cascade", "pgd", "sanity")
 
 
 def get_model(checkpoint: str | None, small_model: Path | None, data_root: str, log=print) -> tuple:
@@ -98,7 +151,11 @@ def time_pgd(model, x, y, ids, steps: int, repeats: int) -> dict:
 def run_eval_bench(*, model: torch.nn.Module | None = None, checkpoint: str | None = None,
                    small_model: Path | None = None, n_points: int = 500,
                    eval_set: str = "paper", data_root: str = "data", threads: int = 1, pgd_points: int = 256,
-                   pgd_steps: int = 10, repeats: int = 5, log=print) -> dict:
+                   pgd_steps: int = 10, repeats: int = 5, sanity_points: int = 100,
+                   parts: tuple[str, ...] = PARTS, log=print) -> dict:
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ConfigError(f"unknown benchmark part(s) {', '.join(unknown)}; options: {', '.join(PARTS)}")
     torch.set_num_threads(threads)
     attacks, batch_size = load_attack_set(eval_set)
     if model is None:
@@ -108,50 +165,72 @@ def run_eval_bench(*, model: torch.nn.Module | None = None, checkpoint: str | No
     from robustgen.data import CIFAR10DataModule
 
     dataset = CIFAR10DataModule(data_root, num_workers=0, download=False).test_dataset()
-    log(f"model: {model_note}; {n_points} test points; attack set `{eval_set}`: {', '.join(attacks)}")
+    points = ", ".join([f"{n_points} test points"] * ("cascade" in parts) + [f"{sanity_points} for the sanity "
+                                                                               f"checks' cost"] * ("sanity" in parts))
+    log(f"model: {model_note}; {points}; attack set `{eval_set}`: {', '.join(attacks)}")
 
-    reports: dict[str, EvalReport] = {}
+    numbers = {"date": date.today().isoformat(), "cpu": cpu_name(), "torch_threads": threads,
+               "torch": torch.__version__, "torchattacks": torchattacks.__version__, "model": model_note,
+               "eval_set": eval_set, "n_points": n_points, "parts": list(parts)}
     with eval_mode(model):  # a model the caller passed in gets each submodule's mode back afterwards
-        for mode, per_attack in (("cascade", False), ("every_attack", True)):
-            log(f"running the {mode} schedule ...")
-            reports[mode] = evaluate_worst_case(model, dataset, attacks, n_points=n_points, batch_size=batch_size,
-                                                per_attack=per_attack, progress=False)
-        x = torch.stack([dataset[i][0] for i in range(pgd_points)])
-        y = torch.as_tensor([int(dataset[i][1]) for i in range(pgd_points)])
-        pgd = time_pgd(model, x, y, torch.arange(pgd_points), pgd_steps, repeats)
-    cascade, every = reports["cascade"], reports["every_attack"]
-    differing = [i for i, a, b in zip(cascade.example_ids, cascade.broken_by, every.broken_by) if a != b]
-
-    numbers = {
-        "date": date.today().isoformat(), "cpu": cpu_name(),
-        "torch_threads": threads, "torch": torch.__version__, "torchattacks": torchattacks.__version__,
-        "model": model_note, "eval_set": eval_set, "n_points": n_points,
-        "clean_acc": cascade.clean_acc, "attack_acc": every.attack_acc,
-        **{mode: {"seconds": r.seconds, "worst_case_acc": r.worst_case_acc, "attacked_points": r.attacked_points,
-                  "seconds_by_attack": r.seconds_by_attack} for mode, r in reports.items()},
-        "speedup": every.seconds / cascade.seconds,
-        "identical_worst_case": cascade.worst_case_acc == every.worst_case_acc,
-        "points_with_different_first_break": differing,
-        "pgd": pgd,
-    }
+        if "cascade" in parts:
+            reports: dict[str, EvalReport] = {}
+            for mode, per_attack in (("cascade", False), ("every_attack", True)):
+                log(f"running the {mode} schedule ...")
+                reports[mode] = evaluate_worst_case(model, dataset, attacks, n_points=n_points,
+                                                    batch_size=batch_size, per_attack=per_attack, progress=False)
+            cascade, every = reports["cascade"], reports["every_attack"]
+            numbers.update({
+                "clean_acc": cascade.clean_acc, "attack_acc": every.attack_acc,
+                **{mode: {"seconds": r.seconds, "worst_case_acc": r.worst_case_acc,
+                          "attacked_points": r.attacked_points, "seconds_by_attack": r.seconds_by_attack}
+                   for mode, r in reports.items()},
+                "speedup": every.seconds / cascade.seconds,
+                "identical_worst_case": cascade.worst_case_acc == every.worst_case_acc,
+                "points_with_different_first_break": [i for i, a, b in zip(cascade.example_ids, cascade.broken_by,
+                                                                            every.broken_by) if a != b]})
+        if "pgd" in parts:
+            x = torch.stack([dataset[i][0] for i in range(pgd_points)])
+            y = torch.as_tensor([int(dataset[i][1]) for i in range(pgd_points)])
+            numbers["pgd"] = time_pgd(model, x, y, torch.arange(pgd_points), pgd_steps, repeats)
+        if "sanity" in parts:
+            numbers["sanity"] = time_sanity(model, dataset, eval_set, sanity_points, log)
     print_numbers(numbers, log)
     return numbers
 
 
 def print_numbers(n: dict, log=print) -> None:
-    c, e, p = n["cascade"], n["every_attack"], n["pgd"]
     log(f"\n== evaluation benchmark ({n['date']}, {n['cpu']}, torch {n['torch']} on {n['torch_threads']} "
         f"thread(s)) ==")
     log(f"model: {n['model']}")
-    log(f"`{n['eval_set']}` set on {n['n_points']} CIFAR-10 test points, clean {n['clean_acc']:.1f}%; "
-        f"per attack: " + ", ".join(f"{k} {v:.1f}%" for k, v in n["attack_acc"].items()))
-    for label, r in (("every attack on every point", e), ("cascade", c)):
-        log(f"  {label + ':':28s} {r['seconds']:7.1f} s, worst case {r['worst_case_acc']:.2f}%; points attacked "
-            f"(seconds): " + ", ".join(f"{k} {r['attacked_points'][k]} ({r['seconds_by_attack'].get(k, 0):.0f})"
-                                       for k in r["attacked_points"]))
-    same = "identical" if n["identical_worst_case"] else "DIFFERENT"
-    log(f"  cascade speed-up: {n['speedup']:.2f}x; worst case {same}; points whose first breaking attack "
-        f"differs: {len(n['points_with_different_first_break'])}")
-    log(f"PGD-linf, {p['points']} points, {p['steps']} steps, median of {p['repeats']}: robustgen "
-        f"{1e3 * p['per_step_s']['robustgen']:.1f} ms/step, torchattacks {1e3 * p['per_step_s']['torchattacks']:.1f}"
-        f" ms/step; ratio robustgen/torchattacks {p['ratio']:.2f}")
+    if "cascade" in n:
+        c, e = n["cascade"], n["every_attack"]
+        log(f"`{n['eval_set']}` set on {n['n_points']} CIFAR-10 test points, clean {n['clean_acc']:.1f}%; "
+            f"per attack: " + ", ".join(f"{k} {v:.1f}%" for k, v in n["attack_acc"].items()))
+        for label, r in (("every attack on every point", e), ("cascade", c)):
+            log(f"  {label + ':':28s} {r['seconds']:7.1f} s, worst case {r['worst_case_acc']:.2f}%; points "
+                f"attacked (seconds): " + ", ".join(f"{k} {r['attacked_points'][k]} "
+                                                    f"({r['seconds_by_attack'].get(k, 0):.0f})"
+                                                    for k in r["attacked_points"]))
+        same = "identical" if n["identical_worst_case"] else "DIFFERENT"
+        log(f"  cascade speed-up: {n['speedup']:.2f}x; worst case {same}; points whose first breaking attack "
+            f"differs: {len(n['points_with_different_first_break'])}")
+    if "pgd" in n:
+        p = n["pgd"]
+        log(f"PGD-linf, {p['points']} points, {p['steps']} steps, median of {p['repeats']}: robustgen "
+            f"{1e3 * p['per_step_s']['robustgen']:.1f} ms/step, torchattacks "
+            f"{1e3 * p['per_step_s']['torchattacks']:.1f} ms/step; ratio robustgen/torchattacks {p['ratio']:.2f}")
+    if "sanity" in n:
+        s = n["sanity"]
+        plain, checked = s["without_sanity"], s["with_sanity"]
+        same = "identical" if s["identical_worst_case"] else "DIFFERENT"
+        log(f"`{n['eval_set']}` on {s['n_points']} points (sanity checks on {checked['sanity_points']}): without "
+            f"sanity checks {plain['seconds']:.1f} s, with {checked['seconds']:.1f} s: ratio {s['ratio']:.2f}x "
+            f"(CPU time {plain['cpu_seconds']:.1f} s vs {checked['cpu_seconds']:.1f} s: {s['ratio_cpu']:.2f}x; "
+            f"phases within the run with them: {s['ratio_within_run']:.2f}x); worst case {same}")
+        log("  phases of the run with them: " + ", ".join(f"{k} {v:.1f} s"
+                                                        for k, v in checked["seconds_by_phase"].items()))
+        log("  time by attack: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in s["share_by_attack"].items()))
+        if s["share_by_component"]:
+            log("  time by AutoAttack component (share of its attack; points it ran on): " + ", ".join(
+                f"{k} {100 * v:.1f}% ({plain['points_by_component'][k]})" for k, v in s["share_by_component"].items()))

@@ -123,46 +123,64 @@ def evaluate_corruptions(model: nn.Module, source: CorruptionSource, settings: C
 
 
 class _CellProgress:
-    """A rich progress bar over cells, or one log line per cell when output is not a terminal."""
+    """Progress over cells through the evaluation's reporter (robustgen/eval/progress.py): a rich
+    bar on a terminal; otherwise one line per cell with cells done, elapsed and ETA, and a
+    heartbeat line naming the cell while one runs long (with `attacks: true`)."""
 
-    def __init__(self, enabled: bool, cells: list[tuple[str, int]]):
-        self.enabled, self.cells = enabled, cells
+    def __init__(self, enabled, cells: list[tuple[str, int]]):
+        self.enabled, self.cells = enabled, cells  # enabled: a bool, or the evaluation's Reporter
 
     def __enter__(self):
-        from rich.console import Console
+        # Imported here: robustgen.eval's final evaluation imports this module for its settings.
+        from robustgen.eval.progress import Reporter, duration, eta
 
         self.started = time.perf_counter()
-        if not self.enabled:
-            return lambda name, severity, acc: None
-        console = Console(stderr=True)
-        if not console.is_terminal:
-            done = iter(range(1, len(self.cells) + 1))
+        self.reporter = Reporter.of(self.enabled).__enter__()
+        self.progress, self.running = None, None
+        total = len(self.cells)
+        if self.reporter.enabled and self.reporter.terminal:
+            from rich.console import Console
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                       TimeRemainingColumn)
 
-            def line(name: str, severity: int, acc: float) -> None:
-                k = next(done)
-                console.print(f"corruptions: {k}/{len(self.cells)} {name} s{severity}: {acc:.2f}% "
-                              f"({time.perf_counter() - self.started:.0f}s)", highlight=False)
-
-            self.progress = None
-            return line
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), console=console)
-        self.progress.start()
-        overall = self.progress.add_task("corruption cells", total=len(self.cells))
-        per_name: dict[str, int] = {}
-        for name, _ in self.cells:
-            per_name.setdefault(name, 0)
-            per_name[name] += 1
-        tasks = {name: self.progress.add_task(f"  {name}", total=k) for name, k in per_name.items()}
+            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                     TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+            self.progress.start()
+            self.reporter.live = self.progress
+            overall = self.progress.add_task("corruption cells", total=total)
+            per_name: dict[str, int] = {}
+            for name, _ in self.cells:
+                per_name[name] = per_name.get(name, 0) + 1
+            tasks = {name: self.progress.add_task(f"  {name}", total=k) for name, k in per_name.items()}
+        done = iter(range(1, total + 1))
+        self._next(0)
 
         def advance(name: str, severity: int, acc: float) -> None:
-            self.progress.advance(tasks[name])
-            self.progress.advance(overall)
+            k = next(done)
+            if self.progress is not None:
+                self.progress.advance(tasks[name])
+                self.progress.advance(overall)
+            else:
+                elapsed = time.perf_counter() - self.started
+                self.reporter.say(f"corruptions: {k}/{total} {name} s{severity}: {acc:.2f}%, elapsed "
+                                  f"{duration(elapsed)}, ETA {eta(elapsed, k, total)}")
+            self._next(k)
 
         return advance
 
+    def _next(self, k: int) -> None:
+        """Name the cell that runs next, for the heartbeat."""
+        if self.running is not None:
+            self.reporter.end(self.running)
+            self.running = None
+        if k < len(self.cells):
+            name, severity = self.cells[k]
+            self.running = self.reporter.begin(f"corruption cell {name} s{severity} ({k + 1}/{len(self.cells)})")
+
     def __exit__(self, *exc) -> None:
-        if self.enabled and getattr(self, "progress", None) is not None:
+        if self.running is not None:
+            self.reporter.end(self.running)
+        if self.progress is not None:
             self.progress.stop()
+            self.reporter.live = None
+        self.reporter.__exit__(*exc)

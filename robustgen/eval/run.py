@@ -1,12 +1,13 @@
 """The final evaluation both entry points run (training's and `python -m robustgen.evaluate`):
-sanity checks on a few points, then the worst case over the attack set with per-example
-outcomes saved for resuming, then (with `eval/corrupted=...`) every common-corruption cell, then
-the results.json fields.
+the cheap sanity checks on a few points, then the worst case over the attack set with per-example
+outcomes saved for resuming, then the sanity checks that compare with the set's own attacks (read
+from those outcomes: no attack runs twice on a point), then (with `eval/corrupted=...`) every
+common-corruption cell, then the results.json fields. Each phase reports its progress on stderr
+(progress.py) and its duration (``eval.seconds_by_phase``).
 """
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,10 +20,14 @@ from robustgen.corrupt.data import CorruptionSource
 from robustgen.corrupt.evaluate import CorruptionReport, CorruptionSettings, evaluate_corruptions
 from robustgen.errors import ConfigError
 from robustgen.eval.outcomes import OUTCOMES_FILE
-from robustgen.eval.sanity import SanityFlag, SanitySettings, report_flags, run_sanity_checks
+from robustgen.eval.progress import Reporter
+from robustgen.eval.sanity import SanityFlag, SanitySettings, checks_after, checks_before, ordered, report_flags
 from robustgen.eval.worst_case import EvalReport, evaluate_worst_case
 
 log = logging.getLogger("robustgen")
+# The phases of an evaluation, as its progress lines and results.json (eval.seconds_by_phase) name them.
+SANITY_BEFORE, ATTACKS, SANITY_AFTER, CORRUPTIONS = ("sanity checks before", "attack set", "sanity checks after",
+                                                     "corruptions")
 
 
 @dataclass
@@ -63,6 +68,7 @@ class EvalResult:
     sanity_seconds: float = 0.0
     sanity_points: int = 0
     corruptions: CorruptionReport | None = None
+    seconds_by_phase: dict[str, float] = field(default_factory=dict)
 
     def metrics(self) -> dict[str, float]:
         """test/acc/... of the test set and, with corruptions, test/corruption/... of every cell."""
@@ -80,9 +86,13 @@ class EvalResult:
                      "outcomes_file": str(self.outcomes_path) if self.outcomes_path else None,
                      "resumed_points": r.resumed_points, "seconds_all_runs": r.seconds_all_runs,
                      "attacked_points": r.attacked_points, "seconds_by_attack": r.seconds_by_attack,
+                     "seconds_by_component": r.seconds_by_component, "points_by_component": r.points_by_component,
+                     "seconds_by_phase": self.seconds_by_phase,
                      "sanity": {"enabled": s.sanity.enabled, "n_points": self.sanity_points,
                                 "passed": all(f.passed for f in self.flags),
                                 "seconds": self.sanity_seconds,
+                                "seconds_before": self.seconds_by_phase.get(SANITY_BEFORE, 0.0),
+                                "seconds_after": self.seconds_by_phase.get(SANITY_AFTER, 0.0),
                                 "flags": [f.to_dict() for f in self.flags]}},
         }
 
@@ -96,11 +106,12 @@ def sanity_subset(dataset: Dataset, n: int) -> tuple[torch.Tensor, torch.Tensor,
 
 
 def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack], settings: EvalSettings, *,
-                   output_dir: str | Path | None, data_tag: str = "", progress: bool = True,
+                   output_dir: str | Path | None, data_tag: str = "", progress: bool | Reporter = True,
                    num_workers: int = 0, corruptions: CorruptionSource | None = None) -> EvalResult:
     """Evaluate `model` (already in eval mode, on its device) on the first `settings.n_points`
     items of `dataset`. Outcomes go to `output_dir`/eval_outcomes.json (resumed if present).
-    With `settings.corrupted.enabled`, also every cell of `corruptions` (see corrupt/evaluate.py)."""
+    With `settings.corrupted.enabled`, also every cell of `corruptions` (see corrupt/evaluate.py).
+    `progress`: report on stderr (a rich bar on a terminal, plain lines otherwise), or a Reporter."""
     if not attacks and not settings.corrupted.enabled:
         raise ConfigError("eval.attacks is empty: the evaluation needs at least one attack")
     if settings.corrupted.enabled and corruptions is None:
@@ -108,25 +119,40 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
     device = next(model.parameters()).device
     n = len(dataset) if settings.n_points is None else min(settings.n_points, len(dataset))
     flags: list[SanityFlag] = []
-    start = time.perf_counter()
     n_sanity = min(settings.sanity.n_points, n) if settings.sanity.enabled and attacks else 0
-    if n_sanity:
-        x, y, ids = sanity_subset(dataset, n_sanity)
-        flags = run_sanity_checks(model, x.to(device), y.to(device), ids, attacks, settings.sanity)
-        report_flags(flags)
-    sanity_seconds = time.perf_counter() - start
     path = Path(output_dir) / OUTCOMES_FILE if output_dir is not None else None
-    if path is not None:
-        log.info("per-example outcomes: %s (an interrupted evaluation resumes from it when rerun into %s)",
-                 path, path.parent)
-    report = evaluate_worst_case(model, dataset, attacks, n_points=n, batch_size=settings.batch_size,
-                                 per_attack=settings.per_attack, progress=progress, state_path=path,
-                                 data_tag=data_tag, num_workers=num_workers)
-    corrupted = None
-    if settings.corrupted.enabled:
-        corrupted = evaluate_corruptions(model, corruptions, settings.corrupted, attacks, n_points=settings.n_points,
-                                         batch_size=settings.batch_size, per_attack=settings.per_attack,
-                                         output_dir=output_dir, progress=progress, num_workers=num_workers)
+    reporter = Reporter.of(progress)
+    with reporter:
+        if n_sanity:
+            x, y, ids = sanity_subset(dataset, n_sanity)
+            x, y = x.to(device), y.to(device)
+            with reporter.phase(SANITY_BEFORE, f" on {n_sanity} points"):
+                before = checks_before(model, x, y, ids, attacks, settings.sanity, reporter)
+            report_flags(before.flags, title=SANITY_BEFORE)
+        if path is not None:
+            log.info("per-example outcomes: %s (an interrupted evaluation resumes from it when rerun into %s)",
+                     path, path.parent)
+        batches = -(-n // settings.batch_size)
+        named = f" `{settings.name}`" if settings.name else ""
+        which = f"{named} ({', '.join(attacks)})" if attacks else " (none: clean accuracy)"
+        with reporter.phase(ATTACKS, f"{which} on {n} points, {batches} batch{'es' if batches > 1 else ''}"):
+            report = evaluate_worst_case(model, dataset, attacks, n_points=n, batch_size=settings.batch_size,
+                                         per_attack=settings.per_attack, progress=reporter, state_path=path,
+                                         data_tag=data_tag, num_workers=num_workers)
+        if n_sanity:
+            with reporter.phase(SANITY_AFTER):
+                after = checks_after(model, x, y, ids, attacks, settings.sanity, before, report.outcomes, reporter)
+            report_flags(after, title=SANITY_AFTER)
+            flags = ordered(before.flags + after, before.clean)
+        corrupted = None
+        if settings.corrupted.enabled:
+            c = settings.corrupted
+            with reporter.phase(CORRUPTIONS, f" ({len(c.names) * len(c.severities)} cells)"):
+                # The cells report through this reporter too (its _CellProgress takes one for `progress`).
+                corrupted = evaluate_corruptions(model, corruptions, c, attacks, n_points=settings.n_points,
+                                                 batch_size=settings.batch_size, per_attack=settings.per_attack,
+                                                 output_dir=output_dir, progress=reporter, num_workers=num_workers)
+    phases = dict(reporter.phases)
+    log.info("evaluation took %s", reporter.summary())
     return EvalResult(report, flags, settings, {k: a.describe() for k, a in attacks.items()}, path,
-                      sanity_seconds, n_sanity, corrupted)
-
+                      phases.get(SANITY_BEFORE, 0.0) + phases.get(SANITY_AFTER, 0.0), n_sanity, corrupted, phases)

@@ -17,19 +17,33 @@ AutoAttack's flags), one per norm of the attack set where it depends on the norm
 
 Each check gives a :class:`SanityFlag` (name, passed, measured values, message); failed ones are
 logged as warnings and all go into results.json.
+
+No attack of the set runs twice on a point. Within an evaluation (run.py) the cheap checks —
+huge ε, zero gradients, the short Square — run before the attack set, so a broken evaluation
+shows early; more_steps and black_box then take the set's per-point outcomes (eval_outcomes.json,
+with the component of AutoAttack that broke each point) instead of attacking again. Only the
+2×-steps PGD, which is not an attack of the set, runs after it, on the sanity points alone. With
+the cascade schedule an attack skips points an earlier one broke; the comparisons use the points
+where the outcome is known (``values["points"]``). Points misclassified clean count as wrong
+without being attacked, as in the evaluation.
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.utils.data import Dataset
 
 from robustgen.attack import PGD, AutoAttack, Square
 from robustgen.attack.base import Attack
 from robustgen.errors import ConfigError
+from robustgen.eval.outcomes import CLEAN, Outcomes
+from robustgen.eval.progress import Reporter, duration
+from robustgen.eval.worst_case import evaluate_worst_case
 from robustgen.modes import eval_mode
 
 log = logging.getLogger("robustgen")
@@ -90,7 +104,7 @@ def _correct(model: nn.Module, attack: Attack | None, x: Tensor, y: Tensor, ids:
 
 
 def _pct(mask: Tensor) -> float:
-    return 100.0 * mask.float().mean().item()
+    return 100.0 * mask.float().mean().item() if mask.numel() else 0.0
 
 
 def zero_gradient_fraction(model: nn.Module, x: Tensor, y: Tensor, batch_size: int = 100) -> float:
@@ -142,68 +156,188 @@ def _variant(ref: PGD, **changes) -> PGD:
 
 
 # --- the checks ----------------------------------------------------------------------------------
-def run_sanity_checks(model: nn.Module, x: Tensor, y: Tensor, ids: Tensor, attacks: dict[str, Attack],
-                      settings: SanitySettings) -> list[SanityFlag]:
-    """All checks on the points (x, y, ids); the model is used in eval mode."""
-    s, flags = settings, []
+# Split around the evaluation, so that no attack of the set runs twice on a point: the cheap checks
+# run before it (a broken evaluation still shows early), the ones that compare with the set's own
+# attacks read its per-point outcomes afterwards (a cascade leaves some unknown: compared on the rest).
+ORDER = ("huge_eps", "more_steps", "zero_gradients", "black_box")
+
+
+@dataclass
+class PreChecks:
+    """The checks run before the evaluation, and what the checks after it need from them."""
+
+    flags: list[SanityFlag]
+    clean: Tensor                           # per point: classified correctly without attack
+    refs: dict[str, tuple[str, PGD]]        # norm → (name, reference PGD)
+    square: dict[str, Tensor]               # norm → per point: still correct after the short Square
+
+
+def _checked(reporter: Reporter, what: str, run):
+    start = time.perf_counter()
+    with reporter.running(f"sanity check {what}"):
+        out = run()
+    return out, time.perf_counter() - start
+
+
+def _tell(reporter: Reporter, flag: SanityFlag, seconds: float) -> SanityFlag:
+    reporter.say(f"sanity {flag.name}: {'ok' if flag.passed else 'FAILED'}, {flag.message} ({duration(seconds)})")
+    return flag
+
+
+def checks_before(model: nn.Module, x: Tensor, y: Tensor, ids: Tensor, attacks: dict[str, Attack],
+                  settings: SanitySettings, reporter: Reporter | None = None) -> PreChecks:
+    """huge_eps/<norm> and zero_gradients, and the short Square of black_box/<norm>, on (x, y, ids).
+    Points misclassified clean count as wrong without being attacked."""
+    s, flags, r = settings, [], reporter or Reporter(False)
     clean = _correct(model, None, x, y, ids, s.batch_size)
     refs = reference_pgds(attacks)
-
     for norm, (_, ref) in refs.items():
         eps = min(ref.eps * s.huge_eps_factor, 1.0) if norm == "linf" else ref.eps * s.huge_eps_factor
         huge = _variant(ref, eps=eps, steps=s.huge_eps_steps, step_size=2.5 * eps / s.huge_eps_steps,
                         random_start=False)
-        acc = _pct(_correct(model, huge, x, y, ids, s.batch_size))
-        flags.append(SanityFlag(
+        held, seconds = _checked(r, f"huge_eps/{norm}", lambda: _correct(model, huge, x, y, ids, s.batch_size, clean))
+        acc = _pct(held)
+        flags.append(_tell(r, SanityFlag(
             f"huge_eps/{norm}", acc <= s.huge_eps_max_acc, {"eps": eps, "steps": s.huge_eps_steps, "acc": acc},
             f"PGD-{norm} with ε={eps:.4g} ({s.huge_eps_factor:g}× the set's) leaves {acc:.1f}% accuracy "
-            f"(expected ≤ {s.huge_eps_max_acc:g}%)"))
+            f"(expected ≤ {s.huge_eps_max_acc:g}%)"), seconds))
 
-    white_box: dict[str, Tensor] = {}
-    # PGD returns its last iterate, so a point or two may flip back with more steps: allow the
-    # larger of `steps_tolerance` and one point of the subset.
-    allowed = max(s.steps_tolerance, 100.0 / len(x))
-    for norm, (_, ref) in refs.items():
-        once = _correct(model, ref, x, y, ids, s.batch_size)
-        twice = _correct(model, _variant(ref, steps=2 * ref.steps), x, y, ids, s.batch_size)
-        white_box[norm] = once & twice
-        a1, a2 = _pct(once), _pct(twice)
-        flags.append(SanityFlag(
-            f"more_steps/{norm}", a2 <= a1 + allowed,
-            {"steps": ref.steps, "acc": a1, "steps_2x": 2 * ref.steps, "acc_2x": a2, "allowed_excess": allowed},
-            f"PGD-{norm}: {a1:.1f}% with {ref.steps} steps, {a2:.1f}% with {2 * ref.steps} "
-            f"(2× steps may exceed 1× by at most {allowed:.3g} points)"))
-
-    fraction = zero_gradient_fraction(model, x, y, s.batch_size)
-    flags.append(SanityFlag(
+    fraction, seconds = _checked(r, "zero_gradients", lambda: zero_gradient_fraction(model, x, y, s.batch_size))
+    flags.append(_tell(r, SanityFlag(
         "zero_gradients", fraction <= s.zero_grad_max_fraction, {"fraction": fraction},
         f"{100 * fraction:.1f}% of points have an all-zero input gradient (expected ≤ "
-        f"{100 * s.zero_grad_max_fraction:g}%)"))
+        f"{100 * s.zero_grad_max_fraction:g}%)"), seconds))
 
+    square: dict[str, Tensor] = {}
     for norm in ("linf", "l2"):
-        if norm not in refs:
-            continue
-        ref_name, ref = refs[norm]
-        others = {k: a for k, a in white_box_attacks(attacks, norm).items() if a is not ref}  # ref: run above
-        for attack in others.values():  # cascade: each only on the points still standing
-            white_box[norm] = _correct(model, attack, x, y, ids, s.batch_size, among=white_box[norm])
-        square = Square(norm=norm, eps=ref.eps, n_queries=s.square_queries, seed=ref.seed)
-        held = _correct(model, square, x, y, ids, s.batch_size)
-        sq, wb = _pct(held), _pct(white_box[norm])
-        only_square = int((~held & white_box[norm]).sum())
-        flags.append(SanityFlag(
+        if norm in refs:
+            attack = Square(norm=norm, eps=refs[norm][1].eps, n_queries=s.square_queries, seed=refs[norm][1].seed)
+            square[norm], seconds = _checked(r, f"black_box/{norm} (Square)",
+                                             lambda: _correct(model, attack, x, y, ids, s.batch_size, clean))
+            r.say(f"sanity black_box/{norm}: Square ({s.square_queries} queries) leaves {_pct(square[norm]):.1f}%; "
+                  f"compared with the set's white-box attacks after the evaluation ({duration(seconds)})")
+    return PreChecks(flags, clean, refs, square)
+
+
+def _verdicts(rows: Outcomes, name: str, attack: Attack) -> tuple[Tensor, Tensor]:
+    """(known, holds) per point for the set's attack `name`, from the evaluation's outcomes. A point
+    misclassified clean is known not to hold; one the attack did not run on (a cascade) is unknown.
+    For AutoAttack, `holds` means no white-box component broke it: a break by its Square counts
+    as held when every white-box component ran before Square (the `component` column says)."""
+    components = getattr(attack, "components", None)
+    white = [c for c, a in components.items() if not isinstance(a, Square)] if components else []
+    order = list(components or ())
+    breakers = rows.component.get(name)
+    known, holds = [], []
+    for k, (first, survived) in enumerate(zip(rows.broken_by, rows.robust[name])):
+        if first == CLEAN or survived is not None and (survived or breakers is None):
+            known.append(True)
+            holds.append(bool(survived))
+        elif survived is None or breakers[k] is None:
+            known.append(False)
+            holds.append(False)
+        elif breakers[k] in white:
+            known.append(True)
+            holds.append(False)
+        else:  # broken by a black-box component: held against the white-box ones that ran before it
+            known.append(all(order.index(c) < order.index(breakers[k]) for c in white))
+            holds.append(known[-1])
+    return torch.tensor(known), torch.tensor(holds)
+
+
+def _subset(n: int, of: int) -> str:
+    return "" if n == of else f"; on the {n} of {of} points where the set's outcome is known (cascade)"
+
+
+def checks_after(model: nn.Module, x: Tensor, y: Tensor, ids: Tensor, attacks: dict[str, Attack],
+                 settings: SanitySettings, before: PreChecks, outcomes: Outcomes,
+                 reporter: Reporter | None = None) -> list[SanityFlag]:
+    """more_steps/<norm> and black_box/<norm>, from the evaluation's per-point `outcomes` (which
+    must hold every id of `ids`). Only the 2×-steps PGD runs here (and the reference PGD where the
+    set has no PGD of that norm): neither is an attack of the set."""
+    s, flags, r = settings, [], reporter or Reporter(False)
+    rows = outcomes.select([int(i) for i in ids.tolist()])
+    evaluated = torch.tensor([b != CLEAN for b in rows.broken_by], device=x.device)
+    white_box: dict[str, tuple[Tensor, Tensor]] = {}
+    for norm, (name, ref) in before.refs.items():
+        def compare():
+            if attacks.get(name) is ref:
+                known, once = (t.to(x.device) for t in _verdicts(rows, name, ref))
+            else:  # the checks' own reference PGD, not in the set: run here, on these points only
+                known, once = torch.ones_like(evaluated), _correct(model, ref, x, y, ids, s.batch_size, evaluated)
+            twice = _correct(model, _variant(ref, steps=2 * ref.steps), x, y, ids, s.batch_size, known & evaluated)
+            return known, once, twice
+
+        (known, once, twice), seconds = _checked(r, f"more_steps/{norm}", compare)
+        white_box[norm] = (known, once & twice)
+        n = int(known.sum())
+        a1, a2 = _pct(once[known]), _pct(twice[known])
+        # PGD returns its last iterate, so a point or two may flip back with more steps: allow the
+        # larger of `steps_tolerance` and one point of the subset.
+        allowed = max(s.steps_tolerance, 100.0 / max(n, 1))
+        flags.append(_tell(r, SanityFlag(
+            f"more_steps/{norm}", a2 <= a1 + allowed,
+            {"steps": ref.steps, "acc": a1, "steps_2x": 2 * ref.steps, "acc_2x": a2, "allowed_excess": allowed,
+             "points": n},
+            f"PGD-{norm}: {a1:.1f}% with {ref.steps} steps, {a2:.1f}% with {2 * ref.steps} "
+            f"(2× steps may exceed 1× by at most {allowed:.3g} points){_subset(n, len(x))}"), seconds))
+
+    for norm, held in before.square.items():
+        ref_name, ref = before.refs[norm]
+        known, holds = white_box[norm]
+        for name, attack in attacks.items():  # the set's other white-box attacks of this norm
+            if attack is ref or getattr(attack, "norm", None) != norm or isinstance(attack, Square):
+                continue
+            k2, h2 = (t.to(x.device) for t in _verdicts(rows, name, attack))
+            broken, kept = (known & ~holds) | (k2 & ~h2), known & holds & k2 & h2
+            known, holds = broken | kept, kept
+        n = int(known.sum())
+        sq, wb = _pct(held[known]), _pct(holds[known])
+        only_square = int((~held & holds & known).sum())
+        others = [k for k, a in white_box_attacks(attacks, norm).items() if a is not ref]
+        flags.append(_tell(r, SanityFlag(
             f"black_box/{norm}", sq >= wb - s.square_tolerance,
             {"square_queries": s.square_queries, "square_acc": sq, "white_box_acc": wb,
-             "white_box": [f"{ref_name} (1× and 2× steps)", *others], "broken_only_by_square": only_square},
+             "white_box": [f"{ref_name} (1× and 2× steps)", *others], "broken_only_by_square": only_square,
+             "points": n},
             f"Square-{norm} ({s.square_queries} queries) leaves {sq:.1f}% vs {wb:.1f}% for the white-box "
-            f"attacks of the set; {only_square} point(s) broken only by Square"))
-
-    for flag in flags:
-        flag.values["clean_acc"] = _pct(clean)
+            f"attacks of the set; {only_square} point(s) broken only by Square{_subset(n, len(x))}"), 0.0))
     return flags
 
 
-def report_flags(flags: list[SanityFlag], console=None) -> None:
+def ordered(flags: list[SanityFlag], clean: Tensor) -> list[SanityFlag]:
+    """In the order of the module docstring (norms in set order), each with the clean accuracy."""
+    for flag in flags:
+        flag.values["clean_acc"] = _pct(clean)
+    return sorted(flags, key=lambda f: ORDER.index(f.name.split("/")[0]))
+
+
+class _Points(Dataset):
+    """(x, y, ids) as a data set for evaluate_worst_case (on the CPU, where the data loader expects it)."""
+
+    def __init__(self, x: Tensor, y: Tensor, ids: Tensor):
+        self.x, self.y, self.ids = x.cpu(), y.cpu(), [int(i) for i in ids.tolist()]
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, k: int):
+        return self.x[k], self.y[k], self.ids[k]
+
+
+def run_sanity_checks(model: nn.Module, x: Tensor, y: Tensor, ids: Tensor, attacks: dict[str, Attack],
+                      settings: SanitySettings, reporter: Reporter | None = None) -> list[SanityFlag]:
+    """All checks on the points (x, y, ids) alone, outside an evaluation: the set runs on them here
+    (every attack on every point). An evaluation runs :func:`checks_before` and :func:`checks_after`
+    around itself instead (run.py). The model is used in eval mode."""
+    before = checks_before(model, x, y, ids, attacks, settings, reporter)
+    report = evaluate_worst_case(model, _Points(x, y, ids), attacks, batch_size=settings.batch_size,
+                                 per_attack=True, progress=reporter or False)
+    after = checks_after(model, x, y, ids, attacks, settings, before, report.outcomes, reporter)
+    return ordered(before.flags + after, before.clean)
+
+
+def report_flags(flags: list[SanityFlag], console=None, title: str = "sanity checks") -> None:
     """Log failures as warnings and print a one-line summary (plus the failures) with rich."""
     failed = [f for f in flags if not f.passed]
     for flag in failed:
@@ -212,6 +346,7 @@ def report_flags(flags: list[SanityFlag], console=None) -> None:
         from rich.console import Console
 
         console = Console(stderr=True)
-    console.print(f"[bold]sanity checks[/bold]: {len(flags) - len(failed)}/{len(flags)} passed")
+    console.print(f"[bold]{title}[/bold]: {len(flags) - len(failed)}/{len(flags)} passed", soft_wrap=True)
     for flag in failed:
-        console.print(f"  [bold yellow]warning[/bold yellow] {flag.name}: {flag.message}")
+        console.print(f"  [bold yellow]warning[/bold yellow] {flag.name}: {flag.message}", soft_wrap=True,
+                      highlight=False)

@@ -19,8 +19,10 @@ caller puts the model in eval mode, as AutoAttack requires of its users.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from torch import Tensor, nn
@@ -29,6 +31,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from robustgen.attack.base import Attack
 from robustgen.eval.outcomes import (CLEAN, Outcomes, attack_code_version, data_fingerprint, eval_fingerprint,
                                      weights_fingerprint)
+from robustgen.eval.progress import EvalProgress, Reporter
 
 
 @dataclass
@@ -44,6 +47,9 @@ class EvalReport:
     seconds_all_runs: float = 0.0  # evaluation time over every run that contributed, resumed ones included
     attacked_points: dict[str, int] = field(default_factory=dict)  # points each attack ran on (its cost)
     seconds_by_attack: dict[str, float] = field(default_factory=dict)  # over every contributing run
+    seconds_by_component: dict[str, float] = field(default_factory=dict)  # "aa_linf/fab-t" → seconds, likewise
+    points_by_component: dict[str, int] = field(default_factory=dict)  # "aa_linf/fab-t" → points it ran on
+    outcomes: Outcomes | None = field(default=None, repr=False, compare=False)  # the per-point columns
 
     def metrics(self, prefix: str = "test/acc") -> dict[str, float]:
         out = {f"{prefix}/clean": self.clean_acc, f"{prefix}/worst_case": self.worst_case_acc}
@@ -63,7 +69,8 @@ def report_from_outcomes(outcomes: Outcomes, per_attack: bool, seconds: float = 
         attack_acc=attack_acc if per_attack else {}, broken_by=list(outcomes.broken_by),
         example_ids=list(outcomes.ids), seconds=seconds, resumed_points=resumed, seconds_all_runs=outcomes.seconds,
         attacked_points={name: sum(r is not None for r in col) for name, col in outcomes.robust.items()},
-        seconds_by_attack=dict(outcomes.seconds_by_attack))
+        seconds_by_attack=dict(outcomes.seconds_by_attack), seconds_by_component=dict(outcomes.seconds_by_component),
+        points_by_component=dict(outcomes.points_by_component), outcomes=outcomes)
 
 
 @torch.no_grad()
@@ -71,33 +78,79 @@ def _predict(model: nn.Module, x: Tensor) -> Tensor:
     return model(x).argmax(1)
 
 
+@dataclass
+class BatchOutcomes:
+    """Outcomes of one batch, per point: the first attack that broke it (or CLEAN / None), whether
+    it survived each attack (None: not attacked), and which component broke it, for attacks made
+    of components (AutoAttack)."""
+
+    broken_by: list[str | None]
+    robust: dict[str, list[bool | None]]
+    component: dict[str, list[str | None]]
+
+
 def attack_batch(model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor, attacks: dict[str, Attack],
-                 per_attack: bool, advance=lambda name, k: None,
-                 seconds: dict[str, float] | None = None) -> tuple[list[str | None], dict[str, list]]:
-    """Outcomes of one batch: (broken_by per point, {attack: robust True/False/None per point}).
-    Each attack's wall time is added to `seconds[name]` when given."""
+                 per_attack: bool, progress: EvalProgress | None = None,
+                 ledger: Outcomes | None = None) -> BatchOutcomes:
+    """Run the set on one batch. Each attack's (and component's) wall time and points go into
+    `ledger`'s seconds_by_attack / seconds_by_component / points_by_component when given."""
     clean_ok = _predict(model, x) == y
     robust = clean_ok.clone()
-    first_break: list[str | None] = [None if ok else CLEAN for ok in clean_ok.tolist()]
-    survived: dict[str, list[bool | None]] = {}
+    out = BatchOutcomes([None if ok else CLEAN for ok in clean_ok.tolist()], {}, {})
     for name, attack in attacks.items():
         # Cascade: attack only what is still robust; per_attack: every clean-correct point.
         targets = (clean_ok if per_attack else robust).nonzero().flatten()
         column: list[bool | None] = [None] * len(y)
+        watch = getattr(attack, "watch", None)
+        breaker: list[str | None] | None = [None] * len(y) if watch is not None else None
         if len(targets):
             start = time.perf_counter()
-            x_adv = attack(model, x[targets], y[targets], example_ids=example_ids[targets.cpu()])
-            holds = _predict(model, x_adv) == y[targets]
-            for t, ok in zip(targets.tolist(), holds.tolist()):
+            rows = targets.tolist()
+            with _watching(watch, name, rows, breaker, progress, ledger), \
+                    (progress.attack(name, len(rows)) if progress else nullcontext()):
+                x_adv = attack(model, x[targets], y[targets], example_ids=example_ids[targets.cpu()])
+                holds = _predict(model, x_adv) == y[targets]
+            for t, ok in zip(rows, holds.tolist()):
                 column[t] = ok
-                if not ok and first_break[t] is None:
-                    first_break[t] = name
+                if not ok and out.broken_by[t] is None:
+                    out.broken_by[t] = name
+                if ok and breaker is not None:
+                    breaker[t] = None  # a component's break that did not survive the dtype round-trip
             robust[targets[~holds]] = False
-            if seconds is not None:
-                seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - start
-            advance(name, len(targets))
-        survived[name] = column
-    return first_break, survived
+            seconds = time.perf_counter() - start
+            if ledger is not None:
+                ledger.seconds_by_attack[name] = ledger.seconds_by_attack.get(name, 0.0) + seconds
+            if progress is not None:
+                progress.attack_done(name, len(rows), int((~holds).sum()), seconds)
+        out.robust[name] = column
+        if breaker is not None:
+            out.component[name] = breaker
+    return out
+
+
+@contextmanager
+def _watching(watch, name: str, rows: list[int], breaker: list | None, progress: EvalProgress | None,
+              ledger: Outcomes | None) -> Iterator[None]:
+    """While an attack with components runs: record which component broke which point (rows of
+    the batch), each component's cost, and show its progress."""
+    if watch is None:
+        yield
+        return
+    show = progress.component(name) if progress is not None else None
+
+    def listen(event) -> None:
+        if event.broken is not None:
+            for r in event.broken.tolist():
+                breaker[rows[r]] = event.component
+            if ledger is not None:
+                key = f"{name}/{event.component}"
+                ledger.seconds_by_component[key] = ledger.seconds_by_component.get(key, 0.0) + event.seconds
+                ledger.points_by_component[key] = ledger.points_by_component.get(key, 0) + event.points
+        if show is not None:
+            show(event)
+
+    with watch(listen):
+        yield
 
 
 def dataset_ids(dataset: Dataset, n: int) -> list[int]:
@@ -109,13 +162,15 @@ def dataset_ids(dataset: Dataset, n: int) -> list[int]:
 
 def evaluate_worst_case(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack], *,
                         n_points: int | None = None, batch_size: int = 256, per_attack: bool = True,
-                        device: torch.device | str | None = None, progress: bool = True,
+                        device: torch.device | str | None = None, progress: bool | Reporter = True,
                         state_path: str | Path | None = None, data_tag: str = "", num_workers: int = 0) -> EvalReport:
     """Evaluate `model` on the first `n_points` items (x, y, example_id) of `dataset`.
 
     With `state_path`, per-example outcomes are saved there after every batch, and points already
     recorded there by the same evaluation (same weights, attack settings and code, schedule, and
-    data: `data_tag` and the data set's content) are not evaluated again. `n_points` may grow between runs: only the new points are evaluated.
+    data: `data_tag` and the data set's content) are not evaluated again. `n_points` may grow
+    between runs: only the new points are evaluated. `progress`: a Reporter (progress.py) to report
+    through, or whether to report at all (a rich bar on a terminal, plain lines otherwise).
     """
     start = time.perf_counter()
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -127,50 +182,25 @@ def evaluate_worst_case(model: nn.Module, dataset: Dataset, attacks: dict[str, A
              "code": attack_code_version(),
              "attacks": [[name, a.describe(), getattr(a, "seed", None)] for name, a in attacks.items()]}
     path = Path(state_path) if state_path is not None else None
-    outcomes = Outcomes.resume_or_start(path, list(attacks), eval_fingerprint(about), about)
+    with_components = [name for name, a in attacks.items() if callable(getattr(a, "watch", None))]
+    outcomes = Outcomes.resume_or_start(path, list(attacks), eval_fingerprint(about), about, with_components)
     ids = dataset_ids(dataset, n)
     todo = [pos for pos, i in enumerate(ids) if i not in outcomes]
     resumed = n - len(todo)
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
-    with _progress_bar(progress, n, resumed, list(attacks)) as advance:
+    reporter = Reporter.of(progress)
+    with reporter, reporter.evaluation(n, resumed, list(attacks), len(loader)) as tracker:
         for x, y, example_ids in loader:
             batch_start = time.perf_counter()
-            first_break, survived = attack_batch(model, x.to(device), y.to(device), example_ids, attacks,
-                                                 per_attack, advance, outcomes.seconds_by_attack)
+            tracker.start_batch(len(y))
+            got = attack_batch(model, x.to(device), y.to(device), example_ids, attacks, per_attack, tracker, outcomes)
             for k, (i, label) in enumerate(zip(example_ids.tolist(), y.tolist())):
-                outcomes.add(i, label, first_break[k], {name: col[k] for name, col in survived.items()})
+                outcomes.add(i, label, got.broken_by[k], {name: col[k] for name, col in got.robust.items()},
+                             {name: col[k] for name, col in got.component.items()})
             outcomes.seconds += time.perf_counter() - batch_start
             if path is not None:
                 outcomes.save(path)
-            advance(None, len(y))
+            tracker.end_batch(len(y), sum(b is None for b in got.broken_by))
 
     return report_from_outcomes(outcomes.select(ids), per_attack, time.perf_counter() - start, resumed)
-
-
-class _progress_bar:
-    """A rich progress bar over evaluated points (one line per attack), or nothing."""
-
-    def __init__(self, enabled: bool, total: int, done: int, attack_names: list[str]):
-        self.enabled, self.total, self.done, self.names = enabled, total, done, attack_names
-
-    def __enter__(self):
-        if not self.enabled:
-            return lambda name, k: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), transient=False)
-        self.progress.start()
-        label = "evaluated points" + (f" ({self.done} resumed)" if self.done else "")
-        overall = self.progress.add_task(label, total=self.total, completed=self.done)
-        tasks = {name: self.progress.add_task(f"  attacked by {name}", total=None) for name in self.names}
-
-        def advance(name: str | None, k: int) -> None:
-            self.progress.advance(overall if name is None else tasks[name], k)
-
-        return advance
-
-    def __exit__(self, *exc) -> None:
-        if self.enabled:
-            self.progress.stop()
