@@ -39,10 +39,12 @@ log = logging.getLogger("robustgen")
 
 LAST = "last.ckpt"
 # Config keys that do not change what training computes: where things are written and shown,
-# the final evaluation (its own state is keyed separately, see eval/outcomes.py), and
-# trainer.max_epochs, which a resumed run may raise to train longer.
+# the final evaluation (its own state is keyed separately, see eval/outcomes.py), the data loader
+# workers (augmentation is seeded per example, not per worker), and trainer.max_epochs, which a
+# resumed run may raise to train longer.
 NOT_TRAINING_SETTINGS = ("paths", "logger", "progress_bar", "resume", "run_name", "run_id", "group", "tags", "eval",
-                         "trainer.max_epochs", "data.root", "data.download")
+                         "trainer.max_epochs", "trainer.enable_progress_bar", "data.root", "data.download",
+                         "data.num_workers")
 
 
 def resolve_resume(resume: str | None, output_dir: Path) -> Path | None:

@@ -128,3 +128,14 @@ def test_a_new_folder_resumed_into_can_itself_be_resumed(four_epochs, tmp_path, 
     again = run(tmp_path, cifar_root, f"trainer.max_epochs={done}", "resume=auto")
     assert again["resumed_from"] == str(tmp_path / "checkpoints" / "last.ckpt")
     assert again["best_val_acc_clean"] == copy["best_val_acc_clean"] and again["clean_acc"] == copy["clean_acc"]
+
+
+def test_display_and_worker_settings_do_not_block_a_resume():
+    from robustgen.resume import training_settings
+
+    base = {"seed": 1, "progress_bar": True, "trainer": {"enable_progress_bar": True, "max_epochs": 4},
+            "data": {"num_workers": 2, "batch_size": 32}, "optim": {"lr": 0.1}}
+    other = {"seed": 1, "progress_bar": False, "trainer": {"enable_progress_bar": False, "max_epochs": 9},
+             "data": {"num_workers": 8, "batch_size": 32}, "optim": {"lr": 0.1}}
+    assert training_settings(base) == training_settings(other)
+    assert training_settings(base) != training_settings({**base, "data": {"num_workers": 2, "batch_size": 64}})
