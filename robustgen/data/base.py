@@ -35,8 +35,6 @@ class ClassificationDataModule(L.LightningDataModule):
             raise ConfigError(f"data.val_from must be 'test' or 'train', got {val_from!r}")
         if val_from == "train" and not val_size:
             raise ConfigError("data.val_from=train needs data.val_size (how many training images to hold out)")
-        if batch_size < 1 or eval_batch_size < 1:
-            raise ConfigError("data.batch_size and data.eval_batch_size must be ≥ 1")
         self.root, self.download, self.seed = root, download, seed
         self.batch_size, self.eval_batch_size, self.num_workers = batch_size, eval_batch_size, num_workers
         self.train_subset, self.val_from, self.val_size = train_subset, val_from, val_size
