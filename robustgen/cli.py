@@ -95,15 +95,15 @@ def plain_config(cfg: DictConfig) -> dict:
     return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
 
 
-def _leaves(tree: Any, prefix: str = ""):
-    if isinstance(tree, dict):
-        for key, value in tree.items():
-            yield from _leaves(value, f"{prefix}{key}.")
-    elif isinstance(tree, list):
-        for i, value in enumerate(tree):
-            yield from _leaves(value, f"{prefix}{i}.")
-    else:
-        yield prefix[:-1], tree
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A plain config as {"attack.eps": 0.031, "optim.betas.0": 0.9, ...}, leaves only."""
+    if isinstance(tree, (dict, list)):
+        items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+        out: dict[str, Any] = {}
+        for key, value in items:
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
 
 
 def check_values(cfg: DictConfig) -> None:
@@ -113,7 +113,7 @@ def check_values(cfg: DictConfig) -> None:
         values = plain_config(cfg)
     except OmegaConfBaseException as err:  # e.g. ${div:8,0}, or an interpolation to a missing key
         raise ConfigError(f"cannot resolve the config: {str(err).splitlines()[0]}") from None
-    for key, value in _leaves(values):
+    for key, value in flatten(values).items():
         if isinstance(value, str) and _FRACTION.match(value):
             a, b = (part.strip() for part in value.split("/"))
             raise ConfigError(f"{key}={value!r} is text, not a number; write it as '{key}=${{div:{a},{b}}}' "

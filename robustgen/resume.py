@@ -32,6 +32,7 @@ from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
 from robustgen.checkpoint import read_checkpoint
+from robustgen.cli import flatten
 from robustgen.data.datasets import mixed_seed
 from robustgen.errors import CheckpointError, ConfigError
 
@@ -65,15 +66,6 @@ def resolve_resume(resume: str | None, output_dir: Path) -> Path | None:
         raise ConfigError(f"resume={resume}: no such checkpoint; pass a run's checkpoints/last.ckpt, "
                           f"or resume=auto to continue the run in hydra.run.dir when it has one")
     return path
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(tree, dict):
-        out: dict[str, Any] = {}
-        for key, value in tree.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: tree}
 
 
 def training_settings(config: dict, output_dir: str | Path | None = None) -> dict[str, Any]:
