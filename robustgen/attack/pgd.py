@@ -108,14 +108,33 @@ class PGD(Attack):
         return proj.project_l1_box(delta, x, self.eps)
 
     # --- the shared loop ----------------------------------------------------------------------
+    def loss_target(self, model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+        """What :meth:`loss` compares the logits with: the labels (TRADES' variant: clean outputs)."""
+        return y
+
+    def loss(self, logits: Tensor, target: Tensor) -> Tensor:
+        """The objective the steps ascend. Summed, not averaged: each example's gradient is then
+        independent of the batch size."""
+        return F.cross_entropy(logits, target, reduction="sum")
+
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor | None) -> Tensor:
         delta = self.initial_delta(x, ExampleRNG(example_ids, self.seed)) if self.random_start else torch.zeros_like(x)
-        delta = self.project(delta, x)
-        for _ in range(self.steps):
+        delta = self.iterate(model, x, y, self.project(delta, x), self.steps)
+        if self.recorder is not None and example_ids is not None:
+            self.recorder.keep(example_ids, delta)
+        return (x + delta).clamp(0, 1).detach()
+
+    def iterate(self, model: nn.Module, x: Tensor, y: Tensor, delta: Tensor, steps: int) -> Tensor:
+        """`steps` steps from the perturbation `delta` (inside the ball); returns the last one."""
+        target = self.loss_target(model, x, y)
+        for _ in range(steps):
             delta.requires_grad_(True)
-            # Summed, not averaged: each example's gradient is then independent of the batch size.
-            loss = F.cross_entropy(model(x + delta), y, reduction="sum")
+            loss = self.loss(model(x + delta), target)
             (grad,) = torch.autograd.grad(loss, delta)
             delta = delta.detach()
             delta = self.project(delta + self.ascent_step(grad, x + delta), x)
-        return (x + delta).clamp(0, 1).detach()
+        return delta.detach()
+
+    # Set by the sanity checks (eval/sanity.py) around an evaluation: the final perturbation of
+    # the points they will continue from, so that "2× steps" costs the second half only.
+    recorder = None

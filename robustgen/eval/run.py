@@ -136,9 +136,13 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
         named = f" `{settings.name}`" if settings.name else ""
         which = f"{named} ({', '.join(attacks)})" if attacks else " (none: clean accuracy)"
         with reporter.phase(ATTACKS, f"{which} on {n} points, {batches} batch{'es' if batches > 1 else ''}"):
-            report = evaluate_worst_case(model, dataset, attacks, n_points=n, batch_size=settings.batch_size,
-                                         per_attack=settings.per_attack, progress=reporter, state_path=path,
-                                         data_tag=data_tag, num_workers=num_workers)
+            try:
+                report = evaluate_worst_case(model, dataset, attacks, n_points=n, batch_size=settings.batch_size,
+                                             per_attack=settings.per_attack, progress=reporter, state_path=path,
+                                             data_tag=data_tag, num_workers=num_workers)
+            finally:  # the set's PGDs keep the sanity points' iterates only while the set runs
+                if n_sanity:
+                    before.stop_recording()
         if n_sanity:
             with reporter.phase(SANITY_AFTER):
                 after = checks_after(model, x, y, ids, attacks, settings.sanity, before, report.outcomes, reporter)
