@@ -9,7 +9,7 @@ CONSTRAINTS ?= constraints.txt
 LATEST_VENV ?= .venv-latest
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test-latest data test test-slow quickstart train train-gpu sweep-patch sweep-zoo zoo bench bench-corruptions cifar10c clean
+.PHONY: help install lock test-latest data test test-slow quickstart train train-gpu sweep-patch sweep-zoo zoo bench bench-eval bench-train bench-corruptions cifar10c clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,8 +61,13 @@ sweep-zoo: data ## The study's main table: all 20 architectures, e.g. make sweep
 zoo: ## Table of every architecture: parameters vs paper, MACs, CPU latency
 	$(PYTHON) -m robustgen.zoo
 
-bench: data ## CPU evaluation benchmark: cascade vs every attack, sanity checks' cost, our PGD vs torchattacks' (~20 min)
+bench: bench-eval bench-train ## Both benchmarks below (docs/benchmarks.md)
+
+bench-eval: data ## Evaluation: cascade vs every attack, sanity checks' cost, our PGD vs torchattacks' (~20 min on CPU)
 	$(PYTHON) -m robustgen.bench eval --data-root $(DATA) $(ARGS)
+
+bench-train: data ## Training: PGD-AT images/s, Lightning module vs plain loop, speed options, steps × batch (GPU if any)
+	$(PYTHON) -m robustgen.bench train --data-root $(DATA) $(ARGS)
 
 bench-corruptions: cifar10c ## Evaluating all 75 CIFAR-10-C cells (memory-mapped) vs clean evaluation, images/s (~10 min)
 	$(PYTHON) -m robustgen.bench corruptions --data-root $(DATA) $(ARGS)

@@ -3,6 +3,8 @@
 ``${div:8,255}`` lets ε and step sizes be written the way papers write them (8/255) while staying
 plain floats for the code. ``${wandb_offline:}`` makes W&B log offline unless the user is logged in.
 ``${patch_sweep:vit}`` and ``${study_archs:}`` are sweep lists kept in the architecture registry only.
+``${run_group:<arch>}`` is the W&B group: the sweep's folder in a multirun (all its jobs in one
+group), else the architecture.
 """
 from __future__ import annotations
 
@@ -43,7 +45,21 @@ def study_archs() -> str:
     return ",".join(name for name in list_archs() if ARCHS[name].paper_name)
 
 
+def run_group(arch: str) -> str:
+    """The sweep folder (e.g. multirun/2026-12-01/10-00-00-000000) of a multirun job, else `arch`."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if HydraConfig.initialized():
+        hydra = HydraConfig.get()
+        if hydra.mode == RunMode.MULTIRUN:
+            return str(hydra.sweep.dir)
+    return arch
+
+
 def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("run_group"):
+        OmegaConf.register_new_resolver("run_group", run_group)
     if not OmegaConf.has_resolver("div"):
         OmegaConf.register_new_resolver("div", lambda a, b: float(a) / float(b))
     if not OmegaConf.has_resolver("patch_sweep"):

@@ -41,11 +41,11 @@ log = logging.getLogger("robustgen")
 LAST = "last.ckpt"
 # Config keys that do not change what training computes: where things are written and shown,
 # the final evaluation (its own state is keyed separately, see eval/outcomes.py), the data loader
-# workers (augmentation is seeded per example, not per worker), and trainer.max_epochs, which a
-# resumed run may raise to train longer.
+# workers (augmentation is seeded per example, not per worker), trainer.max_epochs, which a
+# resumed run may raise to train longer, and compile / channels_last, which pick kernels, not math.
 NOT_TRAINING_SETTINGS = ("paths", "logger", "progress_bar", "resume", "run_name", "run_id", "group", "tags", "eval",
                          "trainer.max_epochs", "trainer.enable_progress_bar", "data.root", "data.download",
-                         "data.num_workers")
+                         "data.num_workers", "compile", "channels_last")
 
 
 def resolve_resume(resume: str | None, output_dir: Path) -> Path | None:

@@ -21,12 +21,14 @@ from omegaconf import DictConfig, OmegaConf
 import robustgen  # noqa: F401  (registers the config resolvers)
 from robustgen.arch import count_parameters, create_arch
 from robustgen.checkpoint import load_model
+from robustgen.dashboard import publish
 from robustgen.cli import build, config_choices, construct, hydra_app, plain_config
 from robustgen.errors import ConfigError
 from robustgen.eval import EvalSettings, run_evaluation
 from robustgen.module import AdversarialClassifier
 from robustgen.optim import OptimConfig
 from robustgen.results import write_results
+from robustgen.zoo import count_macs
 from robustgen.resume import (AtomicCheckpointIO, BatchSeed, RunCheckpoint, check_resumable, resolve_resume,
                               training_settings)
 
@@ -103,6 +105,9 @@ def train(cfg: DictConfig) -> float:
     datamodule = build(cfg.data)
     settings = EvalSettings.from_dict(OmegaConf.to_container(cfg.eval, resolve=True), name=choices.get("eval"))
     train_attack, val_attack, eval_attacks = build_attacks(cfg)
+    method = build(cfg.method, attack=train_attack)
+    val_eval = cfg.get("val_eval") or {}
+    val_attacks = {name: build(spec) for name, spec in (val_eval.get("attacks") or {}).items() if spec is not None}
     optim = construct(OptimConfig, "optim", OmegaConf.to_container(cfg.optim, resolve=True))
     model = build_model(cfg, datamodule)
     regularizer = build(cfg.regularizer)
@@ -111,7 +116,10 @@ def train(cfg: DictConfig) -> float:
                  "mean": list(datamodule.mean), "std": list(datamodule.std)}
     module = AdversarialClassifier(model, train_attack, val_attack, optim, regularizer,
                                    arch=OmegaConf.to_container(cfg.arch, resolve=True), data_info=data_info,
-                                   run={"settings": settings_key, "run_id": cfg.run_id})
+                                   run={"settings": settings_key, "run_id": cfg.run_id}, method=method,
+                                   compile_model=bool(cfg.get("compile", False)),
+                                   channels_last=bool(cfg.get("channels_last", False)),
+                                   val_attacks=val_attacks, val_per_attack=bool(val_eval.get("per_attack", True)))
     datamodule.prepare_data()  # missing data stops here, with advice
     datamodule.setup("fit")  # and malformed data files here, before a trainer or logger exists
     corruptions = corruption_source(settings, datamodule)  # and missing CIFAR-10-C files
@@ -120,8 +128,8 @@ def train(cfg: DictConfig) -> float:
     callbacks, checkpoint = build_callbacks(cfg, output_dir, with_loggers=bool(loggers), resume=resume)
     trainer: L.Trainer = build(cfg.trainer, logger=loggers or False, callbacks=callbacks,
                                plugins=[AtomicCheckpointIO()])
-    for lg in loggers:
-        lg.log_hyperparams(plain_config(cfg))
+    for lg in loggers:  # the group choices as keys of their own (choice.arch, ...): W&B groups by them
+        lg.log_hyperparams({**plain_config(cfg), "choice": choices})
     # weights_only: the file was already read safely above; Lightning reads it the same way.
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     train_seconds = time.perf_counter() - start
@@ -135,15 +143,15 @@ def train(cfg: DictConfig) -> float:
     metrics = evaluation.metrics()
     for lg in loggers:
         lg.log_metrics(metrics, step=trainer.global_step)
-        lg.finalize("success")
-    finish_wandb(loggers)
 
     record = {
-        "run_name": cfg.run_name, "run_id": cfg.run_id, "choices": choices, "seed": cfg.seed,
+        "run_name": cfg.run_name, "run_id": cfg.run_id, "group": cfg.group, "choices": choices, "seed": cfg.seed,
         "resumed_from": str(resume) if resume else None,
         "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
         "arch": OmegaConf.to_container(cfg.arch, resolve=True), "params": count_parameters(model),
-        "train_attack": train_attack.describe(), "eval_attacks": {k: a.describe() for k, a in eval_attacks.items()},
+        "macs": count_macs(best_model, img_size=datamodule.img_size),
+        "chance_acc": 100.0 / datamodule.num_classes,
+        "method": method.describe(), "train_attack": method.attack.describe(), "eval_attacks": {k: a.describe() for k, a in eval_attacks.items()},
         "regularizer": regularizer.describe(), "epochs": trainer.current_epoch,
         "best_checkpoint": str(best), "best_val_acc_clean": _float(checkpoint.best_model_score),
         **evaluation.record(),
@@ -152,6 +160,10 @@ def train(cfg: DictConfig) -> float:
     for callback in callbacks:  # callbacks that measured something during training add it here
         if hasattr(callback, "results_record"):
             record.update(callback.results_record(best_model))
+    publish(loggers, record, output_dir)  # W&B: summary, results table, figure
+    for lg in loggers:
+        lg.finalize("success")
+    finish_wandb(loggers)
     path = write_results(output_dir, record)
     print_summary(record, path)
     return report.worst_case_acc

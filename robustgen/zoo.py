@@ -62,7 +62,7 @@ def _explicit_attention():
 def count_macs(model: torch.nn.Module, img_size: int = IMG_SIZE) -> int:
     """Multiply-accumulates of one forward pass of one image: convolutions and matrix products,
     attention's QKᵀ and AV included whichever attention kernel torch would pick."""
-    x = torch.rand(1, 3, img_size, img_size)
+    x = torch.rand(1, 3, img_size, img_size, device=next(model.parameters()).device)
     with torch.no_grad(), _explicit_attention(), FlopCounterMode(display=False) as counter:
         model(x)
     return counter.get_total_flops() // 2

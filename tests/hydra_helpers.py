@@ -17,6 +17,7 @@ TINY = [
     "trainer.max_epochs=1", "data.train_subset=64", "data.val_size=32", "data.val_adv_points=16",
     "data.batch_size=32", "data.eval_batch_size=32", "attack.steps=2", "val_attack.steps=2",
     "eval.n_points=32", "eval.batch_size=32", "eval.attacks.pgd_linf.steps=3",
+    "val_eval.attacks.pgd_l2.steps=2", "val_eval.attacks.pgd_l1.steps=2",
 ]
 
 

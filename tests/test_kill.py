@@ -55,8 +55,13 @@ def uninterrupted(tmp_path_factory, cifar_root):
     return finish(command(out, cifar_root))
 
 
-@pytest.mark.parametrize("stage, epoch, batch", [("train", 1, 2), ("val", 2, 1), ("train", 0, 1)],
-                         ids=["mid-epoch", "during-validation", "first-epoch"])
+# Mid-epoch runs by default (it is the case a preempted job hits most); the other two kill points
+# are slow-marked to keep the default run inside its budget (`make test-slow` runs them).
+@pytest.mark.parametrize("stage, epoch, batch", [
+    ("train", 1, 2),
+    pytest.param("val", 2, 1, marks=pytest.mark.slow),
+    pytest.param("train", 0, 1, marks=pytest.mark.slow)],
+    ids=["mid-epoch", "during-validation", "first-epoch"])
 def test_killed_during_training_resumes_to_the_same_numbers(uninterrupted, tmp_path, cifar_root, stage, epoch, batch):
     out, marker = tmp_path / "run", tmp_path / "killed"
     kill = ["+callbacks.kill._target_=tests.kill_helpers.KillOnce", f"+callbacks.kill.marker={marker}",

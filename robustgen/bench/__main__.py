@@ -1,5 +1,6 @@
-"""`python -m robustgen.bench eval [--checkpoint PATH] [--n-points N] ...` (see eval_bench.py) and
-`python -m robustgen.bench corruptions [--folder DIR] [--n-per-cell N]` (see corrupt_bench.py)."""
+"""`python -m robustgen.bench eval [--checkpoint PATH] [--n-points N] ...` (see eval_bench.py),
+`python -m robustgen.bench corruptions [--folder DIR] [--n-per-cell N]` (see corrupt_bench.py) and
+`python -m robustgen.bench train [--arch NAME] [--device cuda] [--parts ...]` (see train_bench.py)."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +40,23 @@ def main(argv: list[str] | None = None) -> int:
     co.add_argument("--checkpoint", help="a robustgen checkpoint (.ckpt); default: the small CNN")
     co.add_argument("--small-model", type=Path, help="state dict of the small CNN (loaded, or trained and saved)")
     co.add_argument("--json", type=Path, help="also write the numbers to this file")
+    tr = sub.add_parser("train", help="PGD-AT images/s: the Lightning module vs a plain loop, speed options, "
+                                      "PGD steps × batch size")
+    tr.add_argument("--arch", default="small", help="'small' (the bench CNN) or a zoo name (resnet, vit, ...)")
+    tr.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    tr.add_argument("--precision", default=None, help="Lightning precision (default: bf16-mixed on cuda, else 32-true)")
+    tr.add_argument("--batch-size", type=int, default=128)
+    tr.add_argument("--steps", type=int, default=15, help="training PGD steps (the study's: 15)")
+    tr.add_argument("--n-batches", type=int, default=10, help="timed batches per measurement")
+    tr.add_argument("--warmup", type=int, default=3, help="untimed batches first")
+    tr.add_argument("--repeats", type=int, default=3)
+    tr.add_argument("--scaling-steps", default="1,3,7,15")
+    tr.add_argument("--scaling-batches", default="32,128,256")
+    tr.add_argument("--peak-tflops", type=float, default=None, help="device peak for the MFU (default: known GPUs)")
+    tr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    tr.add_argument("--data-root", default="data", help="folder holding cifar-10-batches-py/")
+    tr.add_argument("--parts", default=None, help="comma-separated: overhead, options, scaling (default: all)")
+    tr.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args(argv)
 
     try:
@@ -50,6 +68,16 @@ def main(argv: list[str] | None = None) -> int:
                                      threads=args.threads, pgd_points=args.pgd_points, pgd_steps=args.pgd_steps,
                                      repeats=args.repeats, sanity_points=args.sanity_points,
                                      **({"parts": tuple(args.parts.split(","))} if args.parts else {}))
+        elif args.bench == "train":
+            from robustgen.bench.train_bench import run_train_bench
+
+            numbers = run_train_bench(
+                arch=args.arch, device=args.device, batch_size=args.batch_size, steps=args.steps,
+                n_batches=args.n_batches, warmup=args.warmup, repeats=args.repeats, data_root=args.data_root,
+                scaling_steps=tuple(int(v) for v in args.scaling_steps.split(",")),
+                scaling_batches=tuple(int(v) for v in args.scaling_batches.split(",")),
+                precision=args.precision, peak_tflops=args.peak_tflops, threads=args.threads,
+                **({"parts": tuple(args.parts.split(","))} if args.parts else {}))
         else:
             from robustgen.bench.corrupt_bench import run_corruption_bench
 

@@ -80,7 +80,7 @@ class SparsityMonitor(L.Callback):
                 metrics[f"bound/{key}"] = bound[key]
         gap = self._robust_gap(trainer, pl_module)
         for key, value in {**metrics, **gap}.items():
-            if key != "val/acc_adv_at_gap":  # already logged by the module as val/acc_adv
+            if key not in ("val/acc_adv_at_gap", "val/acc_worst_at_gap"):  # the module logs them
                 pl_module.log(key, value, on_step=False, on_epoch=True)
         entry.update(metrics, **gap)
         self.history.append(entry)
@@ -104,21 +104,37 @@ class SparsityMonitor(L.Callback):
         if loader is None:
             return {}
         model, attack = pl_module.model, pl_module.val_attack
+        # The worst case over the validation attacks too (val/acc_worst's set), on the training subset.
+        others = [a for a in getattr(pl_module, "val_attacks", {}).values() if a is not attack]
         self._eps = getattr(attack, "eps", None)
-        correct_clean = correct_adv = total = 0
+        correct_clean = correct_adv = correct_worst = total = 0
         with eval_mode(model):
             for x, y, ids in loader:
                 x, y, ids = x.to(pl_module.device), y.to(pl_module.device), ids.to(pl_module.device)
                 x_adv = attack(model, x, y, example_ids=ids)
                 with torch.no_grad():
-                    correct_clean += int((model(x).argmax(1) == y).sum())
-                    correct_adv += int((model(x_adv).argmax(1) == y).sum())
+                    clean = model(x).argmax(1) == y
+                    held = model(x_adv).argmax(1) == y
+                correct_clean += int(clean.sum())
+                correct_adv += int(held.sum())
+                held &= clean
+                for other in others:  # a cascade: each only where the point still stands
+                    if held.any():
+                        with torch.no_grad():
+                            adv = other(model, x[held], y[held], example_ids=ids[held])
+                            held[held.clone()] = model(adv).argmax(1) == y[held]
+                correct_worst += int(held.sum())
                 total += len(y)
-        out = {"train/acc_clean_fixed": 100 * correct_clean / total, "train/acc_adv_fixed": 100 * correct_adv / total}
+        out = {"train/acc_clean_fixed": 100 * correct_clean / total, "train/acc_adv_fixed": 100 * correct_adv / total,
+               "train/acc_worst_fixed": 100 * correct_worst / total}
         val_adv = trainer.callback_metrics.get("val/acc_adv")
         if val_adv is not None:  # None when validation did not run this epoch
             out["val/acc_adv_at_gap"] = float(val_adv)
             out["gap/robust"] = out["train/acc_adv_fixed"] - float(val_adv)
+        val_worst = trainer.callback_metrics.get("val/acc_worst")
+        if val_worst is not None:
+            out["val/acc_worst_at_gap"] = float(val_worst)
+            out["gap/robust_worst"] = out["train/acc_worst_fixed"] - float(val_worst)
         return out
 
     # --- results.json ----------------------------------------------------------------------------
@@ -130,10 +146,13 @@ class SparsityMonitor(L.Callback):
         robust_gap = {
             "train_points": len(self._train_subset) if self._train_subset is not None else 0,
             "attack": "val_attack (the same as val/acc_adv)",
-            "history": [{k: e[k] for k in ("epoch", "train/acc_clean_fixed", "train/acc_adv_fixed",
-                                          "val/acc_adv_at_gap", "gap/robust")} for e in gaps],
+            "worst_case_attacks": "val_attack and val_eval's attacks (the same as val/acc_worst)",
+            "history": [{k: e.get(k) for k in ("epoch", "train/acc_clean_fixed", "train/acc_adv_fixed",
+                                              "val/acc_adv_at_gap", "gap/robust", "train/acc_worst_fixed",
+                                              "val/acc_worst_at_gap", "gap/robust_worst")} for e in gaps],
             "final": gaps[-1]["gap/robust"] if gaps else None,
             "max": max((e["gap/robust"] for e in gaps), default=None),
+            "final_worst": gaps[-1].get("gap/robust_worst") if gaps else None,
         }
         sparsity = {"threshold": self.threshold, "measured_on": "best checkpoint",
                     **sparsity_measures(best_model, self.threshold),
