@@ -80,16 +80,14 @@ class AdversarialClassifier(L.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
 
-    def on_after_batch_transfer(self, batch, dataloader_idx: int):
-        if self.memory_format is None:
-            return batch
-        x, *rest = batch
-        return (x.contiguous(memory_format=self.memory_format), *rest)
+    def layout(self, x: Tensor) -> Tensor:
+        """Images in the module's memory format (channels-last when asked)."""
+        return x if self.memory_format is None else x.contiguous(memory_format=self.memory_format)
 
     def training_step(self, batch, batch_idx: int) -> Tensor:
         x, y, _ = batch
         # Fresh random starts each epoch: no example ids during training.
-        out = self.method(self.net, x, y)
+        out = self.method(self.net, self.layout(x), y)
         loss = out.loss
         for name, term in out.terms.items():
             self.log(f"train/{name}", term, on_step=False, on_epoch=True, prog_bar=name == "loss_adv",
@@ -104,7 +102,7 @@ class AdversarialClassifier(L.LightningModule):
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y, ids = batch
-        net = self.net
+        x, net = self.layout(x), self.net
         if dataloader_idx == ADV_LOADER and self.val_fgsm is not None:
             fgsm = (net(self.val_fgsm(net, x, y)).argmax(1) == y).float().mean() * 100
             self.log("val/acc_fgsm", fgsm, on_epoch=True, batch_size=len(y), add_dataloader_idx=False)

@@ -205,6 +205,8 @@ def print_summary(record: dict, path: Path) -> None:
     for name, acc in record["attack_acc"].items():
         table.add_row(name, f"{acc:.2f}")
     table.add_row("worst case", f"{record['worst_case_acc']:.2f}", style="bold")
+    if record.get("chance_acc") is not None:  # what guessing scores: the numbers above mean nothing near it
+        table.add_row("chance level", f"{record['chance_acc']:.2f}", style="dim")
     corruptions = record.get("corruptions")
     if corruptions:
         for name, acc in corruptions["acc_by_corruption"].items():

@@ -12,7 +12,7 @@ from robustgen.cli import CONFIG_DIR
 
 # A tiny but real setup: a 1-block ViT, 64 real training images, 2-step PGD, 32 evaluation points.
 TINY = [
-    "experiment=quickstart", "logger=none", "progress_bar=false",
+    "experiment=smoke", "logger=none", "progress_bar=false",
     "arch=vit", "+arch.embed_dim=32", "+arch.depth=1", "+arch.num_heads=2",
     "trainer.max_epochs=1", "data.train_subset=64", "data.val_size=32", "data.val_adv_points=16",
     "data.batch_size=32", "data.eval_batch_size=32", "attack.steps=2", "val_attack.steps=2",

@@ -21,7 +21,7 @@ from robustgen import evaluate as evaluate_app
 from robustgen import train as train_app
 from tests.hydra_helpers import TINY, compose_config
 
-FAST = ["experiment=quickstart", "logger=none", "progress_bar=false"]
+FAST = ["experiment=smoke", "logger=none", "progress_bar=false"]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from robustgen.eval import EvalSettings
 from robustgen.train import build_attacks
 from tests.hydra_helpers import compose_config
 
-GROUPS = ["arch", "data", "attack", "eval", "regularizer", "optim", "trainer", "logger", "experiment", "sweep", "paths"]
+GROUPS = ["arch", "data", "attack", "method", "eval", "regularizer", "optim", "trainer", "logger", "experiment", "sweep",
+          "paths"]
 
 
 def options(group: str) -> list[str]:
@@ -36,7 +37,7 @@ def test_every_option_composes_and_resolves(group, option, tmp_path):
                  for k, v in cfg.items() if k != "hydra"}
     assert container["arch"]["name"]
     if group == "arch":
-        assert cfg.arch.name == option or option in cfg.arch.name
+        assert cfg.arch.name == option or option in cfg.arch.name or option.startswith(cfg.arch.name)  # vgg11
     train_attack, val_attack, eval_attacks = build_attacks(cfg)
     assert isinstance(train_attack, Attack) and isinstance(val_attack, Attack)
     assert all(isinstance(a, Attack) for a in eval_attacks.values())

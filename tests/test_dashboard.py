@@ -97,3 +97,20 @@ def test_optuna_sweeper_searches_the_l1_penalty_and_maximises_the_worst_case(tmp
     assert best["best_value"] == pytest.approx(max(t["worst_case_acc"] for t in trials))
     # the W&B group of every trial is the sweep's folder
     assert all(t.get("group") == str(sweep_dir) for t in trials), [t.get("group") for t in trials]
+
+
+@pytest.mark.slow  # the quickstart itself: ~3.5 minutes on 2 cores (a shorter run does not learn yet)
+def test_quickstart_learns_well_above_chance(tmp_path, cifar_root):
+    """`make quickstart` as shipped: at least 35% clean and 15% PGD-ℓ∞ accuracy (chance: 10%)."""
+    from tests.hydra_helpers import compose_config
+
+    from robustgen.train import train
+
+    cfg = compose_config(["experiment=quickstart", "logger=none", "progress_bar=false", f"data.root={cifar_root}"],
+                         output_dir=tmp_path)
+    assert cfg.arch.depth == 11 and cfg.method._target_.endswith("FastAT") and cfg.optim.schedule == "cyclic"
+    train(cfg)
+    record = json.loads((tmp_path / "results.json").read_text())
+    assert record["chance_acc"] == 10.0 and record["n_points"] == 200
+    assert record["clean_acc"] >= 35.0, record["clean_acc"]
+    assert record["attack_acc"]["pgd_linf"] >= 15.0, record["attack_acc"]

@@ -19,7 +19,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 # 3 epochs of 4 batches, 2-step PGD-AT, 64 evaluation points in 8 batches of 8.
-RUN = ["experiment=quickstart", "logger=csv", "progress_bar=false", "arch=vit", "+arch.embed_dim=32", "+arch.depth=1",
+RUN = ["experiment=smoke", "logger=csv", "progress_bar=false", "arch=vit", "+arch.embed_dim=32", "+arch.depth=1",
        "+arch.num_heads=2", "trainer.max_epochs=3", "data.train_subset=128", "data.val_size=64",
        "data.val_adv_points=32", "data.batch_size=32", "data.eval_batch_size=32", "attack.steps=2",
        "val_attack.steps=2", "callbacks.sparsity.train_points=32", "eval=quick", "eval.n_points=64",

@@ -283,7 +283,7 @@ def test_channels_last_module_trains_the_same_model():
         model.load_state_dict(base.state_dict())
         module = AdversarialClassifier(model, PGD("linf", EPS, steps=1, random_start=False), PGD("linf", EPS),
                                        OptimConfig(), channels_last=layout)
-        batch = module.on_after_batch_transfer((x, y, torch.arange(8)), 0)
-        assert batch[0].is_contiguous(memory_format=torch.channels_last) == layout
-        losses.append(module.method(module.net, batch[0], y).loss.item())
+        images = module.layout(x)
+        assert images.is_contiguous(memory_format=torch.channels_last) == layout
+        losses.append(module.method(module.net, images, y).loss.item())
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)

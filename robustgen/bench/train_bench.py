@@ -12,6 +12,9 @@ Parts (`python -m robustgen.bench train --parts ...`):
   bf16 autocast (precision="bf16-mixed"), fused AdamW; images/s and the ratio to the module
   without options. Options a device cannot use are listed as skipped, not measured.
 * ``scaling`` — the module's images/s for PGD steps × batch sizes, to budget a sweep.
+* ``val_cost`` — the per-epoch worst-case validation (conf/train.yaml's `val_attack` + `val_eval`
+  on `data.val_adv_points` = 512 images, plus FGSM) in seconds, against one training epoch of
+  50,000 images at the measured training speed.
 
 Timing starts after `warmup` batches (kernel selection, compilation, allocator growth) and stops
 at the last batch's end, with the device synchronised; each number is the median of `repeats`.
@@ -35,7 +38,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from robustgen.attack import PGD
 from robustgen.optim import OptimConfig, build_optimizer
 
-PARTS = ("overhead", "options", "scaling")
+PARTS = ("overhead", "options", "scaling", "val_cost")
 # Dense (non-sparse) bf16 tensor-core peaks, TFLOP/s, from NVIDIA's data sheets.
 PEAK_BF16_TFLOPS = {"H200": 989.5, "H100": 989.5, "A100": 312.0}
 
@@ -249,4 +252,38 @@ def run_train_bench(arch: str = "small", device: str | None = None, batch_size: 
             cells = "".join(f"{rows[f'b{b}_s{k}']['images_per_s']:>12,.1f} ({rows[f'b{b}_s{k}']['epoch_s']:>6.0f} s)"
                             for k in scaling_steps)
             log(f"    {b:>5} {cells}")
+    if "val_cost" in parts:
+        out["val_cost"] = val_cost(base, state, images, labels, device, n_val=512, log=log)
     return out
+
+
+def val_cost(s: Setting, state: dict, images, labels, device: str, n_val: int, log=print) -> dict:
+    """Seconds of the module's worst-case validation on `n_val` images vs a 50,000-image epoch."""
+    from omegaconf import OmegaConf
+
+    from robustgen.cli import CONFIG_DIR, build
+    from robustgen.module import ADV_LOADER, AdversarialClassifier
+
+    train_cfg = OmegaConf.load(f"{CONFIG_DIR}/train.yaml")
+    val_attack = make_attack(10)
+    val_attack.step_size = 2 / 255  # conf/train.yaml's val_attack: 10 steps of 2/255
+    extra = {name: build(spec) for name, spec in train_cfg.val_eval.attacks.items()}
+    model = make_model(s.arch)
+    model.load_state_dict(state)
+    module = AdversarialClassifier(model.to(device).eval(), make_attack(s.steps), val_attack, OptimConfig(),
+                                   val_attacks=extra)
+    module.log = lambda *a, **k: None  # outside a Trainer: the numbers are not the point here
+    loader = batches(images, labels, 256, n_val // 256)
+    _sync(device)
+    start = time.perf_counter()
+    for batch in loader:
+        x, y, ids = (t.to(device) for t in batch)
+        module.validation_step((x, y, ids), 0, ADV_LOADER)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    train_ips = measure(lightning_seconds, s, state, images, labels, 4, 2, device)
+    epoch = 50000 / train_ips
+    log(f"  per-epoch worst-case validation on {n_val} images ({', '.join(module.val_attacks)} + FGSM): "
+        f"{seconds:.1f} s vs {epoch:.0f} s for a 50,000-image training epoch: {100 * seconds / epoch:.1f}%")
+    return {"seconds": seconds, "attacks": list(module.val_attacks), "n_val": n_val, "train_epoch_s": epoch,
+            "share": seconds / epoch}
