@@ -57,7 +57,8 @@ def accuracy_figure(record: dict, path: Path) -> Path:
     chance = record.get("chance_acc")
     if chance:
         ax.axhline(chance, color="grey", linestyle="--", linewidth=1)
-        ax.text(len(names) - 0.5, chance, f"chance {chance:g}%", ha="right", va="bottom", fontsize=8, color="grey")
+        ax.text(-0.45, chance + 1, f"chance {chance:g}%", ha="left", va="bottom", fontsize=7, color="grey",
+                bbox={"facecolor": "white", "edgecolor": "none", "pad": 1})
     ax.set_ylim(0, 100)
     ax.set_ylabel("accuracy (%)")
     ax.set_title(f"{record['run_name']} ({record['n_points']} test points)", fontsize=10)

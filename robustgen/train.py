@@ -21,16 +21,16 @@ from omegaconf import DictConfig, OmegaConf
 import robustgen  # noqa: F401  (registers the config resolvers)
 from robustgen.arch import count_parameters, create_arch
 from robustgen.checkpoint import load_model
-from robustgen.dashboard import publish
 from robustgen.cli import build, config_choices, construct, hydra_app, plain_config
+from robustgen.dashboard import publish
 from robustgen.errors import ConfigError
 from robustgen.eval import EvalSettings, run_evaluation
 from robustgen.module import AdversarialClassifier
 from robustgen.optim import OptimConfig
 from robustgen.results import write_results
-from robustgen.zoo import count_macs
 from robustgen.resume import (AtomicCheckpointIO, BatchSeed, RunCheckpoint, check_resumable, resolve_resume,
                               training_settings)
+from robustgen.zoo import count_macs
 
 log = logging.getLogger("robustgen")
 
@@ -88,7 +88,10 @@ def train(cfg: DictConfig) -> float:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     choices = config_choices(cfg)
     if cfg.run_name is None:
-        cfg.run_name = f"{cfg.arch.name}-{choices.get('attack', 'attack')}-s{cfg.seed}"
+        how = choices.get("attack", "attack")
+        if choices.get("method", "pgd_at") != "pgd_at":  # e.g. vit-trades-s34257
+            how = choices["method"]
+        cfg.run_name = f"{cfg.arch.name}-{how}-s{cfg.seed}"
 
     # Cheap checks and construction first: bad settings fail before data or training.
     settings_key = training_settings(plain_config(cfg), output_dir)
@@ -151,9 +154,13 @@ def train(cfg: DictConfig) -> float:
         "arch": OmegaConf.to_container(cfg.arch, resolve=True), "params": count_parameters(model),
         "macs": count_macs(best_model, img_size=datamodule.img_size),
         "chance_acc": 100.0 / datamodule.num_classes,
-        "method": method.describe(), "train_attack": method.attack.describe(), "eval_attacks": {k: a.describe() for k, a in eval_attacks.items()},
+        "method": method.describe(), "train_attack": method.attack.describe(),
+        "eval_attacks": {k: a.describe() for k, a in eval_attacks.items()},
         "regularizer": regularizer.describe(), "epochs": trainer.current_epoch,
-        "best_checkpoint": str(best), "best_val_acc_clean": _float(checkpoint.best_model_score),
+        "best_checkpoint": str(best), "checkpoint_monitor": cfg.checkpoint.monitor,
+        "best_val_score": _float(checkpoint.best_model_score),
+        "best_val_acc_clean": (_float(checkpoint.best_model_score) if cfg.checkpoint.monitor == "val/acc_clean"
+                               else None),
         **evaluation.record(),
         "time_s": {"train": train_seconds, "eval": report.seconds, "total": time.perf_counter() - start},
     }

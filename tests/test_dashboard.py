@@ -35,7 +35,8 @@ def test_worst_case_is_logged_every_epoch_and_can_select_the_checkpoint(tmp_path
         assert r["val/acc_adv"] == pytest.approx(r["val/acc/pgd_linf"])  # val_attack is the ℓ∞ member
         assert "gap/robust_worst" in r and r["train/acc_worst_fixed"] - r["val/acc_worst"] == \
             pytest.approx(r["gap/robust_worst"], abs=1e-4)
-    assert record["best_val_acc_clean"] == pytest.approx(max(r["val/acc_worst"] for r in rows))  # the monitor
+    assert record["checkpoint_monitor"] == "val/acc_worst" and record["best_val_acc_clean"] is None
+    assert record["best_val_score"] == pytest.approx(max(r["val/acc_worst"] for r in rows))  # the monitor
     assert set(record["robust_gap"]["history"][-1]) >= {"train/acc_worst_fixed", "gap/robust_worst"}
 
 

@@ -158,7 +158,8 @@ def pgd_accuracy(model, cifar_test_points):
     x, y = x[:N_TEST], y[:N_TEST]
     x_adv = PGD("linf", EPS, steps=10, step_size=2 / 255)(model, x, y, example_ids=torch.arange(len(x)))
     with torch.no_grad():
-        return 100 * (model(x_adv).argmax(1) == y).float().mean().item(), 100 * (model(x).argmax(1) == y).float().mean().item()
+        robust, clean = (model(x_adv).argmax(1) == y).float().mean(), (model(x).argmax(1) == y).float().mean()
+    return 100 * robust.item(), 100 * clean.item()
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +288,18 @@ def test_channels_last_module_trains_the_same_model():
         assert images.is_contiguous(memory_format=torch.channels_last) == layout
         losses.append(module.method(module.net, images, y).loss.item())
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_training_benchmark_runs_and_reports_ratios(cifar_root, capsys):
+    from robustgen.bench.__main__ import main
+    from robustgen.bench.train_bench import run_train_bench
+
+    lines: list[str] = []
+    out = run_train_bench(arch="small", device="cpu", batch_size=8, steps=1, n_batches=1, warmup=1, repeats=1,
+                          data_root=str(cifar_root), parts=("overhead", "val_cost"), log=lines.append)
+    overhead = out["overhead"]
+    assert overhead["time_ratio"] == pytest.approx(overhead["plain_images_per_s"] / overhead["lightning_images_per_s"])
+    assert out["val_cost"]["attacks"] == ["pgd_linf", "pgd_l2", "pgd_l1"] and 0 < out["val_cost"]["share"]
+    assert any("time ratio" in line for line in lines)
+    assert main(["train", "--parts", "bogus", "--data-root", str(cifar_root)]) == 2
+    assert "robustgen: error: --parts: unknown part(s) ['bogus']" in capsys.readouterr().err

@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--peak-tflops", type=float, default=None, help="device peak for the MFU (default: known GPUs)")
     tr.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     tr.add_argument("--data-root", default="data", help="folder holding cifar-10-batches-py/")
-    tr.add_argument("--parts", default=None, help="comma-separated: overhead, options, scaling (default: all)")
+    tr.add_argument("--parts", default=None, help="comma-separated: overhead, options, scaling, val_cost (default: all)")
     tr.add_argument("--json", type=Path, help="also write the numbers to this file")
     args = parser.parse_args(argv)
 

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from robustgen.attack import PGD
+from robustgen.errors import ConfigError
 from robustgen.optim import OptimConfig, build_optimizer
 
 PARTS = ("overhead", "options", "scaling", "val_cost")
@@ -182,7 +183,7 @@ def run_train_bench(arch: str = "small", device: str | None = None, batch_size: 
 
     unknown = set(parts) - set(PARTS)
     if unknown:
-        raise ValueError(f"unknown part(s) {sorted(unknown)}; parts are {PARTS}")
+        raise ConfigError(f"--parts: unknown part(s) {sorted(unknown)}; choose from {', '.join(PARTS)}")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # no banner per measured Trainer
     precision = precision or ("bf16-mixed" if device == "cuda" else "32-true")

@@ -63,8 +63,11 @@ class L1Penalty(Regularizer):
         if self._cached is None or self._cached[0] != id(model):
             params = [p for _, p in scoped_weights(model, self.scope)]
             if not params:
+                kinds = [k for k in SCOPES if k != "all" and any(True for _ in scoped_weights(model, k))]
                 raise ConfigError(f"regularizer.scope={self.scope}: this architecture has no {self.scope} "
-                                  f"weights to penalise; use scope=all or one of the kinds it has")
+                                  f"weights to penalise; it has {', '.join(kinds) or 'none of the kinds'}: use "
+                                  f"scope=all or one of those (in +sweep=l1_search, add "
+                                  f"'regularizer.scope=choice(all,{','.join(kinds)})' to the command)")
             self._cached = (id(model), params)
         return self._cached[1]
 
