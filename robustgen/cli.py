@@ -62,6 +62,11 @@ def build(spec, **kwargs):
         raise ConfigError(str(err)) from err
 
 
+def build_named(specs) -> dict:
+    """name → instance for a mapping of name → config node (None entries switched off)."""
+    return {name: build(spec) for name, spec in (specs or {}).items() if spec is not None}
+
+
 def _text_values(values, where: str) -> str:
     """The text-valued keys of a config node: where a number was written as text, it is among them."""
     try:

@@ -21,7 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 import robustgen  # noqa: F401  (registers the config resolvers)
 from robustgen.arch import count_parameters, create_arch
 from robustgen.checkpoint import load_model
-from robustgen.cli import build, config_choices, construct, hydra_app, plain_config
+from robustgen.cli import build, build_named, config_choices, construct, hydra_app, plain_config
 from robustgen.dashboard import publish
 from robustgen.errors import ConfigError
 from robustgen.eval import EvalSettings, run_evaluation
@@ -37,7 +37,7 @@ log = logging.getLogger("robustgen")
 
 def build_eval_attacks(cfg: DictConfig) -> dict:
     """The final evaluation's attack set, name → attack (empty for corruptions only)."""
-    return {name: build(spec) for name, spec in (cfg.eval.attacks or {}).items()}
+    return build_named(cfg.eval.attacks)
 
 
 def build_attacks(cfg: DictConfig) -> tuple:
@@ -110,7 +110,7 @@ def train(cfg: DictConfig) -> float:
     train_attack, val_attack, eval_attacks = build_attacks(cfg)
     method = build(cfg.method, attack=train_attack)
     val_eval = cfg.get("val_eval") or {}
-    val_attacks = {name: build(spec) for name, spec in (val_eval.get("attacks") or {}).items() if spec is not None}
+    val_attacks = build_named(val_eval.get("attacks"))
     optim = construct(OptimConfig, "optim", OmegaConf.to_container(cfg.optim, resolve=True))
     model = build_model(cfg, datamodule)
     regularizer = build(cfg.regularizer)

@@ -262,13 +262,11 @@ def val_cost(s: Setting, state: dict, images, labels, device: str, n_val: int, l
     """Seconds of the module's worst-case validation on `n_val` images vs a 50,000-image epoch."""
     from omegaconf import OmegaConf
 
-    from robustgen.cli import CONFIG_DIR, build
+    from robustgen.cli import CONFIG_DIR, build, build_named
     from robustgen.module import ADV_LOADER, AdversarialClassifier
 
-    train_cfg = OmegaConf.load(f"{CONFIG_DIR}/train.yaml")
-    val_attack = make_attack(10)
-    val_attack.step_size = 2 / 255  # conf/train.yaml's val_attack: 10 steps of 2/255
-    extra = {name: build(spec) for name, spec in train_cfg.val_eval.attacks.items()}
+    train_cfg = OmegaConf.load(f"{CONFIG_DIR}/train.yaml")  # the study's validation attacks, as configured
+    val_attack, extra = build(train_cfg.val_attack), build_named(train_cfg.val_eval.attacks)
     model = make_model(s.arch)
     model.load_state_dict(state)
     module = AdversarialClassifier(model.to(device).eval(), make_attack(s.steps), val_attack, OptimConfig(),

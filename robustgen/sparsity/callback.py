@@ -120,8 +120,8 @@ class SparsityMonitor(L.Callback):
                 held &= clean
                 for other in others:  # a cascade: each only where the point still stands
                     if held.any():
+                        adv = other(model, x[held], y[held], example_ids=ids[held])
                         with torch.no_grad():
-                            adv = other(model, x[held], y[held], example_ids=ids[held])
                             held[held.clone()] = model(adv).argmax(1) == y[held]
                 correct_worst += int(held.sum())
                 total += len(y)
