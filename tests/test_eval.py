@@ -228,6 +228,9 @@ def test_white_box_reference_unpacks_autoattack():
     ({"corrupted": {"enabled": True, "colour": 1}}, "unknown key(s) colour"),
     ({"sanity": {"n_point": 5}}, "unknown setting(s) ['n_point']"),
     ({"sanity": {"square_queries": 0}}, "must be ≥ 1"),
+    ({"sanity": {"steps_tolerance": "abc"}}, "eval.sanity.steps_tolerance must be a number, got 'abc'"),
+    ({"sanity": {"n_points": 2.5}}, "eval.sanity.n_points must be an integer"),
+    ({"sanity": {"enabled": "yes"}}, "eval.sanity.enabled must be true or false"),
 ])
 def test_bad_eval_settings_are_refused(values, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):

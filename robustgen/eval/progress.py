@@ -254,6 +254,7 @@ class EvalProgress:
         if getattr(self, "bar", None) is not None:
             self.bar.update(self.overall, completed=self.done, description=self._overall_label())
             return
+        which = f" of the {new} attacked in this run" if self.resumed else ""  # resumed points: in results.json
         self.r.say(f"{self._where()} done: {self.done}/{self.total} points, robust so far "
-                   f"{100 * self.robust / max(new, 1):.1f}% ({self.robust}/{new}), elapsed {duration(elapsed)}, "
+                   f"{100 * self.robust / max(new, 1):.1f}%{which} ({self.robust}/{new}), elapsed {duration(elapsed)}, "
                    f"ETA {eta(elapsed, new, self.total - self.resumed)}")

@@ -120,6 +120,9 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
     n = len(dataset) if settings.n_points is None else min(settings.n_points, len(dataset))
     flags: list[SanityFlag] = []
     n_sanity = min(settings.sanity.n_points, n) if settings.sanity.enabled and attacks else 0
+    if 0 < n_sanity < settings.sanity.n_points:
+        log.info("sanity checks on %d points: no more than the evaluation's (eval.sanity.n_points=%d)", n_sanity,
+                 settings.sanity.n_points)
     path = Path(output_dir) / OUTCOMES_FILE if output_dir is not None else None
     reporter = Reporter.of(progress)
     with reporter:

@@ -72,6 +72,14 @@ class SanitySettings:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"eval.sanity: unknown setting(s) {unknown}; valid ones: {sorted(known)}")
+        for f in fields(cls):  # a text or a number of the wrong kind fails now, not after the attack set
+            value, default = values.get(f.name, f.default), f.default
+            kind = bool if isinstance(default, bool) else int if isinstance(default, int) else float
+            ok = isinstance(value, bool) if kind is bool else (
+                not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int))
+            if not ok:
+                what = {bool: "true or false", int: "an integer", float: "a number"}[kind]
+                raise ConfigError(f"eval.sanity.{f.name} must be {what}, got {value!r}")
         settings = cls(**values)
         if min(settings.n_points, settings.batch_size, settings.huge_eps_steps, settings.square_queries) < 1:
             raise ConfigError("eval.sanity: n_points, batch_size, huge_eps_steps and square_queries must be ≥ 1")
@@ -226,6 +234,9 @@ def checks_before(model: nn.Module, x: Tensor, y: Tensor, ids: Tensor, attacks: 
     the evaluation. Points misclassified clean count as wrong without being attacked."""
     s, flags, r = settings, [], reporter or Reporter(False)
     clean = _correct(model, None, x, y, ids, s.batch_size)
+    if int(clean.sum()) < 10:  # the checks attack only correctly classified points
+        log.warning("only %d of the %d sanity points are classified correctly: the sanity checks can show little "
+                    "(raise eval.sanity.n_points)", int(clean.sum()), len(x))
     refs = reference_pgds(attacks)
     for norm, (_, ref) in refs.items():
         eps = min(ref.eps * s.huge_eps_factor, 1.0) if norm == "linf" else ref.eps * s.huge_eps_factor
