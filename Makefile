@@ -9,7 +9,7 @@ CONSTRAINTS ?= constraints.txt
 LATEST_VENV ?= .venv-latest
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test-latest data test test-slow quickstart train train-gpu sweep-patch sweep-zoo zoo bench bench-eval bench-train bench-corruptions cifar10c clean
+.PHONY: help install lock test-latest data test test-slow fidelity quickstart train train-gpu sweep-patch sweep-zoo zoo bench bench-eval bench-train bench-corruptions cifar10c clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,7 +22,7 @@ install: ## Create .venv and install robustgen (editable, dev extra) at the vers
 test-latest: data ## Early warning: a fresh .venv-latest with the newest releases (no constraints), then the tests
 	rm -rf $(LATEST_VENV) && python3 -m venv $(LATEST_VENV)
 	$(LATEST_VENV)/bin/python -m pip install --upgrade pip
-	$(LATEST_VENV)/bin/python -m pip install -e ".[dev]"
+	$(LATEST_VENV)/bin/python -m pip install -e ".[dev,fidelity]"
 	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/resolved.txt
 	$(LATEST_VENV)/bin/python -m pytest -q
 
@@ -42,6 +42,10 @@ test: data ## Run the default test suite (CPU, under 10 minutes)
 
 test-slow: data ## Run only the slow tests (heavy architectures, attack comparisons)
 	$(PYTHON) -m pytest -q -m slow
+
+fidelity: data ## eval=paper vs the study's toolkits (foolbox 3, ART 1.17) on a small trained CNN (~10 min on 2 cores; installs the fidelity extra)
+	$(PYTHON) -m pip install -q -c $(CONSTRAINTS) -e ".[dev,fidelity]"
+	$(PYTHON) -m pytest -q -s -m fidelity tests/test_fidelity.py
 
 quickstart: data ## Small real run: ~3 minutes on 2 CPU cores, prints a results table
 	$(PYTHON) -m robustgen experiment=quickstart $(ARGS)

@@ -19,7 +19,7 @@ from torch import nn
 import robustgen  # noqa: F401  (registers the ${div:} resolver)
 from robustgen.attack import PGD, Attack, AutoAttack
 from robustgen.attack.precision import round_toward
-from robustgen.attack.random_start import ExampleRNG, random_l1
+from robustgen.attack.random_start import ExampleRNG, random_start
 from tests.trained_model import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -128,7 +128,7 @@ def test_issue_example_pgd_l1_study_on_half_precision_cifar(dtype, cifar_test_po
     on 200 CIFAR-10 test images in bf16 returned NaN for all 200 (fp16: about half)."""
     spec = OmegaConf.load(CONF / "eval" / "paper.yaml").attacks.pgd_l1
     attack = instantiate(spec)
-    assert (attack.norm, attack.l1_variant, attack.eps, attack.random_start) == ("l1", "study", 40.0, True)
+    assert (attack.norm, attack.l1_variant, attack.eps, attack.random_start) == ("l1", "study", 40.0, "ball")
     x, y, ids = (t[:200] for t in cifar_test_points)
     x = x.to(dtype)
     x_adv = attack(tiny_model().to(dtype), x, y, example_ids=ids)
@@ -140,7 +140,7 @@ def test_issue_example_pgd_l1_study_on_half_precision_cifar(dtype, cifar_test_po
 def test_l1_random_start_is_finite_for_half_precision_images(dtype):
     """A U[0, 1) draw rounded to bf16 can be 1.0 and log1p(−1) = −∞: starts are drawn in float32."""
     x = torch.full((200, 3, 32, 32), 0.5, dtype=dtype)
-    delta = random_l1(ExampleRNG(torch.arange(200), 0), x, 40.0)
+    delta = random_start("l1", "ball", ExampleRNG(torch.arange(200), 0), x, 40.0)
     assert delta.dtype == torch.float32 and torch.isfinite(delta).all()
     assert float(delta.flatten(1).abs().sum(1).max()) <= 40.0 * (1 + 1e-5)
 

@@ -3,6 +3,7 @@ starts reproducible per example, clear errors for impossible settings; the exact
 projection against a brute-force solver; the strong ℓ1 PGD against the study's on a trained CNN."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from torch import nn
 import robustgen  # noqa: F401  (registers the ${div:} resolver)
 from robustgen.attack import APGD, APGDT, FAB, PGD, Attack, AutoAttack, NoAttack, Square
 from robustgen.attack.projections import project_l1_box, sparse_l1_step
-from robustgen.attack.random_start import ExampleRNG, random_l1, random_l2, uniform_linf
+from robustgen.attack.random_start import ExampleRNG, random_start
 from robustgen.errors import ConfigError
 from tests.trained_model import one_thread, robust_cnn  # noqa: F401  (fixtures)
 
@@ -230,13 +231,52 @@ def test_sparse_step_has_the_step_norm_and_avoids_blocked_coordinates():
     assert (step * grad >= 0).all()
 
 
-@pytest.mark.parametrize("sampler, p, eps", [(uniform_linf, float("inf"), 0.03), (random_l2, 2.0, 1.5),
-                                             (random_l1, 1.0, 40.0)])
-def test_random_starts_lie_in_the_ball(sampler, p, eps):
+@pytest.mark.parametrize("norm, kind, p, eps", [("linf", "ball", float("inf"), 0.03), ("l2", "ball", 2.0, 1.5),
+                                                ("l2", "radius", 2.0, 1.5), ("l1", "ball", 1.0, 40.0),
+                                                ("l1", "radius", 1.0, 40.0)])
+def test_random_starts_lie_in_the_ball(norm, kind, p, eps):
     x = torch.zeros(64, 3, 32, 32)
-    delta = sampler(ExampleRNG(torch.arange(64), 0), x, eps)
+    delta = random_start(norm, kind, ExampleRNG(torch.arange(64), 0), x, eps)
     norms = delta.flatten(1).norm(p=p, dim=1)
     assert float(norms.max()) <= eps * (1 + 1e-5) and float(norms.min()) > 0
+
+
+@pytest.mark.parametrize("norm, p, eps", [("l2", 2.0, 1.5), ("l1", 1.0, 40.0)])
+def test_ball_start_is_uniform_in_volume_and_radius_start_is_not(norm, p, eps):
+    """Uniform in a d-dimensional ball, the radius is eps·u^(1/d): P(r ≤ t·eps) = t^d, so in
+    d = 3,072 dimensions every draw lies within 0.5% of the sphere (P(r < 0.995 eps) = 2e-7).
+    The "radius" start's radius is eps·u: its quartiles sit at eps/4, eps/2 and 3eps/4."""
+    x = torch.zeros(1000, 3, 32, 32)
+    rng = ExampleRNG(torch.arange(1000), 1)
+    ball = random_start(norm, "ball", rng, x, eps).flatten(1).norm(p=p, dim=1) / eps
+    radius = random_start(norm, "radius", rng, x, eps).flatten(1).norm(p=p, dim=1) / eps
+    assert float(ball.min()) > 0.995
+    quartiles = torch.quantile(radius, torch.tensor([0.25, 0.5, 0.75]))
+    assert torch.allclose(quartiles, torch.tensor([0.25, 0.5, 0.75]), atol=0.05)
+
+
+def test_ball_start_directions_are_symmetric():
+    """Each coordinate of a uniform-ball start has mean 0 and the same spread (no favoured pixel)."""
+    x = torch.zeros(2000, 3, 4, 4)
+    for norm in ("l2", "l1"):
+        delta = random_start(norm, "ball", ExampleRNG(torch.arange(2000), 2), x, 1.0).flatten(1)
+        assert float(delta.mean(0).abs().max()) < 0.1 * float(delta.std(0).mean())
+        spread = delta.abs().mean(0)
+        assert float(spread.max() / spread.min()) < 1.25
+
+
+@pytest.mark.parametrize("value, kind", [(True, "ball"), ("ball", "ball"), ("radius", "radius"),
+                                         (False, "none"), (None, "none"), ("none", "none")])
+def test_random_start_setting_is_recorded_by_name(value, kind):
+    assert PGD("l2", 1.5, 2, 0.1, random_start=value).describe()["random_start"] == kind
+
+
+@pytest.mark.parametrize("norm, value, needle", [("linf", "radius", "set random_start: ball"),
+                                                 ("l2", "sphere", "one of ('ball', 'radius') or none")])
+def test_bad_random_start_is_refused_in_one_line(norm, value, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)) as err:
+        PGD(norm, 0.03, 2, 0.01, random_start=value)
+    assert "\n" not in str(err.value)
 
 
 # --- config files --------------------------------------------------------------------------------
@@ -256,6 +296,11 @@ def test_eval_sets_build_and_name_their_variants():
     assert OmegaConf.load(CONF / "eval" / "paper.yaml").per_attack is True
     strong = instantiate_attacks(CONF / "eval" / "strong.yaml")
     assert strong["pgd_l1_strong"].describe()["l1_variant"] == "strong" and "apgd_l1" in strong
+    # paper: the study's toolkits' starts (docs/protocol.md); strong: the stronger one, named apart
+    assert {k: a.describe()["random_start"] for k, a in paper.items() if isinstance(a, PGD)} == {
+        "pgd_linf": "ball", "pgd_l2": "ball", "pgd_l1": "ball"}
+    assert {k: a.describe()["random_start"] for k, a in strong.items() if isinstance(a, PGD)} == {
+        "pgd_linf": "ball", "pgd_l2_radius": "radius", "pgd_l1_strong": "radius"}
     bench = instantiate_attacks(CONF / "eval" / "robustbench.yaml")
     assert {k: (type(a).__name__, a.norm, round(a.eps, 6)) for k, a in bench.items()} == {
         "aa_linf": ("AutoAttack", "linf", round(8 / 255, 6)), "aa_l2": ("AutoAttack", "l2", 0.5),

@@ -24,6 +24,7 @@ def accuracy(model, x, y) -> float:
 
 
 PGD_SETTINGS = [("linf", 8 / 255, 0.6 / 255, torchattacks.PGD), ("l2", 1.5, 0.1125, torchattacks.PGDL2)]
+TORCHATTACKS_START = {"linf": "ball", "l2": "radius"}  # PGDL2 draws the radius uniformly in [0, ε]
 SEEDS = (0, 1, 2)
 
 
@@ -36,7 +37,8 @@ def test_pgd_is_at_least_as_strong_as_torchattacks(norm, eps, step_size, referen
     x, y, ids = cifar_test_points
     ours, theirs = [], []
     for seed in SEEDS:
-        ours.append(accuracy(robust_cnn, PGD(norm, eps, 20, step_size, seed=seed)(robust_cnn, x, y, example_ids=ids), y))
+        attack = PGD(norm, eps, 20, step_size, random_start=TORCHATTACKS_START[norm], seed=seed)
+        ours.append(accuracy(robust_cnn, attack(robust_cnn, x, y, example_ids=ids), y))
         torch.manual_seed(seed)
         attack = reference(robust_cnn, eps=eps, alpha=step_size, steps=20, random_start=True)
         theirs.append(accuracy(robust_cnn, attack(x, y), y))

@@ -59,7 +59,7 @@ def test_study_recipe_is_the_default(tmp_path):
     assert cfg.optim.lr == pytest.approx(1e-4) and cfg.optim.weight_decay == pytest.approx(0.01)
     assert cfg.optim.warmup_epochs == 8 and cfg.optim.min_lr == pytest.approx(5e-6)
     attack = instantiate(cfg.attack)
-    assert (attack.norm, attack.steps, attack.random_start) == ("linf", 15, True)
+    assert (attack.norm, attack.steps, attack.random_start) == ("linf", 15, "ball")
     assert attack.eps == pytest.approx(8 / 255) and attack.step_size == pytest.approx(0.8 / 255)
     assert cfg.data.autoaugment and cfg.data.crop_padding == 4 and cfg.data.flip
     assert cfg.seed == 34257

@@ -22,10 +22,27 @@ from torch import Tensor, nn
 
 from robustgen.attack import projections as proj
 from robustgen.attack.base import Attack
-from robustgen.attack.random_start import ExampleRNG, random_l1, random_l2, uniform_linf
+from robustgen.attack.random_start import START_KINDS, ExampleRNG, random_start
 from robustgen.errors import ConfigError
 
 L1_VARIANTS = ("study", "strong")
+
+
+def start_kind(name: str, norm: str, value) -> str | None:
+    """The random-start kind `value` names (see random_start.py), or None for no random start.
+
+    Raises:
+        ConfigError: an unknown kind, or "radius" for ℓ∞, naming the setting's allowed values.
+    """
+    if value is None or value is False or value == "none":
+        return None
+    kind = "ball" if value is True else value
+    if kind not in START_KINDS:
+        raise ConfigError(f"{name}: random_start must be one of {START_KINDS} or none, got {value!r}")
+    if norm == "linf" and kind != "ball":
+        raise ConfigError(f"{name}: an ℓ∞ start is uniform in the ε-box in every toolkit; "
+                          f"set random_start: ball (or none), not {kind!r}")
+    return kind
 
 
 def check_common(name: str, norm: str, eps: float, norms: tuple[str, ...]) -> None:
@@ -44,9 +61,10 @@ class PGD(Attack):
         eps: radius in pixel units ([0, 1] images), e.g. 8/255 for ℓ∞, 1.5 for ℓ2, 40 for ℓ1.
         steps: number of gradient steps (≥ 1).
         step_size: length of each step in the norm of the threat model, same units as eps.
-        random_start: start from a random point of the ball (ℓ∞: uniform; ℓ2: radius uniform in
-            [0, eps]; ℓ1: the study's toolkit's distribution, radius eps·√u; see random_start.py)
-            instead of the clean image.
+        random_start: how the start is drawn: "ball" (uniform in the ε-ball: foolbox's and ART
+            1.11.1–1.17's, the study's toolkits, for every norm), "radius" (radius uniform in [0, eps]:
+            torchattacks' PGDL2; ℓ2 and ℓ1 only) or None/"none" (start from the clean image).
+            True means "ball", False means None. See random_start.py.
         l1_variant: "study" or "strong" (see the module docstring); only used when norm="l1".
         sparsity: for the strong ℓ1 variant, the share of (movable) coordinates each step leaves
             untouched: 0.99 steps along the top 1% of gradient coordinates (SLIDE's q = 99).
@@ -54,7 +72,7 @@ class PGD(Attack):
     """
 
     def __init__(self, norm: str = "linf", eps: float = 8 / 255, steps: int = 10, step_size: float = 2 / 255,
-                 random_start: bool = True, l1_variant: str = "study", sparsity: float = 0.99, **kwargs):
+                 random_start: str | bool | None = "ball", l1_variant: str = "study", sparsity: float = 0.99, **kwargs):
         super().__init__(eps, **kwargs)
         check_common("PGD", norm, eps, self.supported_norms())
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
@@ -66,7 +84,8 @@ class PGD(Attack):
         if not 0 <= sparsity < 1:
             raise ConfigError(f"PGD: sparsity is the share of coordinates a sparse ℓ1 step leaves out; "
                               f"it must lie in [0, 1), got {sparsity}")
-        self.norm, self.steps, self.step_size, self.random_start = norm, int(steps), float(step_size), random_start
+        self.norm, self.steps, self.step_size = norm, int(steps), float(step_size)
+        self.random_start = start_kind(f"PGD-{norm}", norm, random_start)
         self.l1_variant, self.sparsity = l1_variant, float(sparsity)
 
     @staticmethod
@@ -75,7 +94,7 @@ class PGD(Attack):
 
     def describe(self) -> dict:
         out = {**super().describe(), "steps": self.steps, "step_size": self.step_size,
-               "random_start": self.random_start}
+               "random_start": self.random_start or "none"}
         if self.norm == "l1":
             out["l1_variant"] = self.l1_variant
             if self.l1_variant == "strong":
@@ -84,8 +103,7 @@ class PGD(Attack):
 
     # --- the three places where norms differ -------------------------------------------------
     def initial_delta(self, x: Tensor, rng: ExampleRNG) -> Tensor:
-        sampler = {"linf": uniform_linf, "l2": random_l2, "l1": random_l1}[self.norm]
-        return sampler(rng, x, self.eps)
+        return random_start(self.norm, self.random_start, rng, x, self.eps)
 
     def ascent_step(self, grad: Tensor, x_adv: Tensor) -> Tensor:
         if self.norm == "linf":

@@ -49,31 +49,58 @@ class ExampleRNG:
         return self._draw(lambda s, g: torch.randn(s, generator=g, dtype=torch.float32), like)
 
 
+# How a PGD's random start is distributed: a setting, because the toolkits differ and it moves
+# accuracy by points (PROTOCOL.md). Every start is a point of the ε-ball; what differs is how far.
+START_KINDS = ("ball", "radius")
+
+
 def uniform_linf(rng: ExampleRNG, x: Tensor, eps: float) -> Tensor:
-    """Uniform in the ℓ∞ ball of radius eps."""
+    """Uniform in the ℓ∞ ball (the ε-box) of radius eps: every toolkit's ℓ∞ start."""
     return (2 * rng.uniform(x) - 1) * eps
 
 
-def random_l2(rng: ExampleRNG, x: Tensor, eps: float) -> Tensor:
-    """A point of the ℓ2 ball: Gaussian direction, radius uniform in [0, eps] (as torchattacks'
-    PGDL2). Not uniform over the ball's volume, whose radius in d = 3072 dimensions is ε to within
-    0.1% (foolbox, the study's toolkit, draws that way): starting on the sphere spends the step
-    budget and, on a PGD-trained CIFAR CNN (500 points, ε = 1.5, 20 steps of 0.1125), left
-    18.4% accuracy against 17.0% for this start (mean of 3 seeds)."""
+def _unit_l2(rng: ExampleRNG, x: Tensor) -> Tensor:
+    """A direction uniform on the unit ℓ2 sphere (normalised Gaussian), shape of x."""
     direction = rng.normal(x)
-    shape = (-1, *([1] * (x.ndim - 1)))
-    direction = direction / direction.flatten(1).norm(dim=1).clamp_min(1e-12).view(shape)
-    u = rng.uniform(x).flatten(1)[:, 0]
-    return direction * (u * eps).view(shape)
+    return direction / _per_example(direction.flatten(1).norm(dim=1).clamp_min(1e-12), x)
 
 
-def random_l1(rng: ExampleRNG, x: Tensor, eps: float) -> Tensor:
-    """A point of the ℓ1 ball drawn as the study's toolkit (ART's `random_sphere`) draws it:
-    radius eps·√u, split over the coordinates uniformly on the simplex (normalised exponential
-    variates, equivalent to uniform spacings), random signs."""
+def _unit_l1(rng: ExampleRNG, x: Tensor) -> Tensor:
+    """A point uniform on the unit ℓ1 sphere: normalised Exp(1) variates (uniform on the simplex,
+    equivalent to uniform spacings) with random signs."""
     spread = -torch.log1p(-rng.uniform(x))  # Exp(1), finite since u < 1
     signs = torch.where(rng.uniform(x) < 0.5, -1.0, 1.0).to(spread)
+    return signs * spread / _per_example(spread.flatten(1).sum(1).clamp_min(1e-12), x)
+
+
+def _per_example(v: Tensor, like: Tensor) -> Tensor:
+    return v.view(-1, *([1] * (like.ndim - 1)))
+
+
+def random_start(norm: str, kind: str, rng: ExampleRNG, x: Tensor, eps: float) -> Tensor:
+    """A random point of the `norm` ball of radius `eps` (pixel units), one per example; shape of x.
+
+    kind:
+        "ball": uniform over the ball's volume: ℓ∞ uniform in the box; ℓ2 and ℓ1 a uniform
+            direction at radius eps·u^(1/d), d = values per image (C·H·W); in d = 3,072 dimensions that
+            is eps to within 0.2% for 99.8% of draws. What the study's toolkits draw: foolbox 3's
+            LinfPGD / L2PGD (Voelker et al. 2017's n-ball sampler) and ART 1.11.1–1.17's random_sphere
+            (ℓ2 by the regularised incomplete gamma function, ℓ1 by uniform spacings).
+        "radius": a uniform direction at radius eps·u, u ~ U[0, 1] — torchattacks' PGDL2 (ℓ2);
+            for ℓ1 the same construction. Starts closer to the image than "ball" does. Not defined
+            for ℓ∞, whose start is the box in every toolkit.
+
+    Raises:
+        ValueError: for an unknown kind, or "radius" with ℓ∞.
+    """
+    if kind not in START_KINDS:
+        raise ValueError(f"random start must be one of {START_KINDS}, got {kind!r}")
+    if norm == "linf":
+        if kind != "ball":
+            raise ValueError("an ℓ∞ random start is uniform in the ε-box (kind 'ball'); "
+                             "'radius' is defined for ℓ2 and ℓ1")
+        return uniform_linf(rng, x, eps)
+    direction = {"l2": _unit_l2, "l1": _unit_l1}[norm](rng, x)
     u = rng.uniform(x).flatten(1)[:, 0]
-    shape = (-1, *([1] * (x.ndim - 1)))
-    simplex = spread / spread.flatten(1).sum(1).clamp_min(1e-12).view(shape)
-    return signs * simplex * (eps * u.sqrt()).view(shape)
+    radius = u.pow(1.0 / x[0].numel()) if kind == "ball" else u
+    return direction * _per_example(radius * eps, x)

@@ -25,7 +25,7 @@ class NoiseStartPGD(PGD):
 
     def __init__(self, eps: float = 8 / 255, steps: int = 10, step_size: float = 0.007, start_std: float = 0.001,
                  loss: str = "kl", **kwargs):
-        super().__init__(norm="linf", eps=eps, steps=steps, step_size=step_size, random_start=True, **kwargs)
+        super().__init__(norm="linf", eps=eps, steps=steps, step_size=step_size, random_start="ball", **kwargs)
         if loss not in ("ce", "kl"):
             raise ConfigError(f"NoiseStartPGD: loss must be 'ce' or 'kl', got {loss!r}")
         if not start_std >= 0:
@@ -146,7 +146,7 @@ class FastAT(TrainingMethod):
         if not step_factor > 0:
             raise ConfigError(f"method.step_factor must be > 0, got {step_factor}")
         super().__init__(PGD(norm="linf", eps=attack.eps, steps=1, step_size=step_factor * attack.eps,
-                             random_start=True, seed=attack.seed))
+                             random_start="ball", seed=attack.seed))
         self.step_factor = float(step_factor)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> MethodLoss:
