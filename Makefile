@@ -47,7 +47,7 @@ fidelity: data ## eval=paper vs the study's toolkits (foolbox 3, ART 1.17) on a 
 	$(PYTHON) -m pip install -q -c $(CONSTRAINTS) -e ".[dev,fidelity]"
 	$(PYTHON) -m pytest -q -s -m fidelity tests/test_fidelity.py
 
-quickstart: data ## Small real run: ~3 minutes on 2 CPU cores, prints a results table
+quickstart: data ## Small real run that learns: ~2 minutes on 2 CPU cores, prints a results table
 	$(PYTHON) -m robustgen experiment=quickstart $(ARGS)
 
 train: data ## Full study recipe (100 epochs PGD-AT), e.g. make train ARGS="arch=vit"

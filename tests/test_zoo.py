@@ -185,3 +185,17 @@ def test_zoo_rejects_unknown_names(capsys):
         zoo_main(["--names", "resnet,not_an_arch", "--batch", "0"])
     assert exit_info.value.code == 2
     assert "not_an_arch" in capsys.readouterr().err
+
+
+def test_vgg_width_scales_every_layer_and_is_checked():
+    """Half width: every convolution has half the channels, so about a quarter of the parameters
+    (VGG-11-BN: 9,231,114 → 2,311,562, the quickstart's network)."""
+    full, half = create_arch("vgg", depth=11), create_arch("vgg", depth=11, width=0.5)
+    convs = [(m.in_channels, m.out_channels) for m in full.modules() if isinstance(m, torch.nn.Conv2d)]
+    halved = [(m.in_channels, m.out_channels) for m in half.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert halved == [(3 if i == 3 else i // 2, o // 2) for i, o in convs]
+    assert sum(p.numel() for p in full.parameters()) == 9_231_114
+    assert sum(p.numel() for p in half.parameters()) == 2_311_562
+    assert half(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    with pytest.raises(ConfigError, match=r"width multiplies the channels; it must lie in \(0, 4\], got 0"):
+        create_arch("vgg", depth=11, width=0)

@@ -73,10 +73,14 @@ class CifarVGG(nn.Module):
 
 @register_arch("vgg", family="cnn", paper_name="VGG", paper_params_m=14.72, exact_params=14_728_266)
 def robustgen_vgg(num_classes: int = 10, img_size: int = 32, depth: int = 16, drop_rate: float = 0.0,
-                  **kwargs) -> CifarVGG:
-    """VGG-`depth` with batch norm (default VGG-16-BN) and a global-pool + linear head."""
+                  width: float = 1.0, **kwargs) -> CifarVGG:
+    """VGG-`depth` with batch norm (default VGG-16-BN) and a global-pool + linear head; `width`
+    multiplies every layer's channels (0.5: a quarter of the convolutions' cost; the quickstart's)."""
     if depth not in VGG_DEPTHS:
         raise ConfigError(f"arch=vgg: depth={depth} is not a VGG; choose one of {VGG_DEPTHS}")
     if img_size < 32:
         raise ConfigError(f"arch=vgg: five 2×2 max-pools need at least 32 px, got img_size={img_size}")
-    return CifarVGG(TIMM_VGG_LAYOUTS[f"vgg{depth}"], num_classes=num_classes, drop_rate=drop_rate, **kwargs)
+    if not 0 < width <= 4:
+        raise ConfigError(f"arch=vgg: width multiplies the channels; it must lie in (0, 4], got {width}")
+    layout = [item if item == "M" else max(1, round(item * width)) for item in TIMM_VGG_LAYOUTS[f"vgg{depth}"]]
+    return CifarVGG(layout, num_classes=num_classes, drop_rate=drop_rate, **kwargs)
