@@ -5,11 +5,12 @@ PYTHON ?= $(VENV)/bin/python
 DATA ?= data
 SHARED_CIFAR ?= ../shared/data/cifar10/prepare_cifar10.py
 ARGS ?=
+RUNS ?= outputs multirun
 CONSTRAINTS ?= constraints.txt
 LATEST_VENV ?= .venv-latest
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test-latest data test test-slow fidelity quickstart train train-gpu sweep-patch sweep-zoo zoo bench bench-eval bench-train bench-corruptions cifar10c clean
+.PHONY: help install lock test-latest data test test-slow fidelity quickstart train train-gpu sweep-patch sweep-zoo report zoo bench bench-eval bench-train bench-corruptions cifar10c clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -61,6 +62,9 @@ sweep-patch: data ## Patch-size sweep of the study, e.g. make sweep-patch ARGS="
 
 sweep-zoo: data ## The study's main table: all 20 architectures, e.g. make sweep-zoo ARGS="trainer=gpu eval=paper"
 	$(PYTHON) -m robustgen -m +sweep=zoo $(ARGS)
+
+report: ## The study's tables from finished runs beside the paper's, e.g. make report RUNS="multirun/2026-12-01/*"
+	$(PYTHON) -m robustgen.report $(RUNS) --compare paper $(ARGS)
 
 zoo: ## Table of every architecture: parameters vs paper, MACs, CPU latency
 	$(PYTHON) -m robustgen.zoo

@@ -1,0 +1,114 @@
+"""The study's main table (Table 1): one row per architecture, in the paper's column order.
+
+architecture, params (M), vanilla accuracy, then after PGD-AT: clean, PGD-ℓ∞, AA-ℓ∞, PGD-ℓ2,
+PGD-ℓ1, worst case. The vanilla column comes from the `attack=none` run of the same architecture,
+variant and data set, joined automatically. Runs that differ only in seed are grouped: each cell
+is their mean, with the standard deviation and the number of seeds; a single run's cell carries
+its 95% Wilson interval over the test points.
+
+A column is refused when its runs used different settings for the same attack name (for example
+ε, steps or the ℓ1 variant): the numbers would not be comparable. The error names the runs.
+"""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from robustgen.report.runs import PAPER_ATTACKS, ReportError, Run
+from robustgen.report.stats import wilson_interval
+
+COLUMNS = ("clean", *PAPER_ATTACKS, "worst_case")
+
+
+def _setting_key(settings: dict | None) -> str:
+    return json.dumps({k: v for k, v in (settings or {}).items() if k != "seed"}, sort_keys=True)
+
+
+def check_comparable(runs: list[Run]) -> None:
+    """Raises ReportError if one attack name ran with different settings in `runs`."""
+    for name in PAPER_ATTACKS:
+        by_setting: dict[str, list[Run]] = {}
+        for run in runs:
+            if name in run.attacks:
+                by_setting.setdefault(_setting_key(run.attack_settings.get(name)), []).append(run)
+        if len(by_setting) > 1:
+            groups = "; ".join(f"{json.loads(key) or 'unrecorded'}: {', '.join(str(r.path) for r in group)}"
+                               for key, group in by_setting.items())
+            raise ReportError(f"column {name} would mix different attack settings — {groups}. "
+                              "Report those runs separately (pass them as different RUNS).")
+
+
+def _model_key(run: Run) -> str:
+    return json.dumps(run.record.get("arch"), sort_keys=True)
+
+
+def one_per_seed(runs: list[Run]) -> list[Run]:
+    """A configuration's runs, one per seed: a rerun of the same seed replaces the older one (by
+    results.json's written_at), so it is not counted as another seed."""
+    newest: dict = {}
+    for run in sorted(runs, key=lambda r: str(r.record.get("written_at", ""))):
+        newest[run.seed] = run
+    return list(newest.values())
+
+
+def _cell(values: list[float], n_points: list[int]) -> dict:
+    series = pd.Series(values, dtype=float)
+    out = {"mean": float(series.mean()), "std": float(series.std(ddof=1)) if len(series) > 1 else 0.0,
+           "n": len(series)}
+    if len(series) == 1:
+        out["ci"] = wilson_interval(values[0], n_points[0])
+    return out
+
+
+def main_table(runs: list[Run], data: str = "cifar10") -> pd.DataFrame:
+    """Rows: architectures (label) trained with PGD-AT on `data`; columns: see the module docstring.
+
+    Each accuracy column holds a dict {mean, std, n[, ci]} (or None when no run has it); use
+    :func:`flat` for numbers only.
+    """
+    at = [r for r in runs if r.data == data and not r.vanilla]
+    vanilla = [r for r in runs if r.data == data and r.vanilla]
+    check_comparable(at)
+    rows = []
+    for label in sorted({r.label for r in at}, key=str):
+        group = one_per_seed([r for r in at if r.label == label])
+        row: dict = {"architecture": label, "params_m": (group[0].params or 0) / 1e6, "runs": len(group),
+                     "seeds": sorted({r.seed for r in group if r.seed is not None})}
+        model = _model_key(group[0])  # vanilla: the same network (arch settings) on the same data
+        base = one_per_seed([r for r in vanilla if _model_key(r) == model])
+        row["vanilla_acc"] = _cell([r.clean for r in base], [r.n_points for r in base]) if base else None
+        for column in COLUMNS:
+            values = [(getattr(r, column) if column in ("clean", "worst_case") else r.attacks.get(column), r.n_points)
+                      for r in group]
+            values = [(v, n) for v, n in values if v is not None]
+            row[column] = _cell([v for v, _ in values], [n for _, n in values]) if values else None
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def flat(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with each accuracy cell reduced to its mean (NaN where absent)."""
+    out = table.copy()
+    for column in ("vanilla_acc", *COLUMNS):
+        if column in out:
+            out[column] = [cell["mean"] if cell else float("nan") for cell in out[column]]
+    return out
+
+
+def formatted(table: pd.DataFrame) -> pd.DataFrame:
+    """Strings for printing: "mean ± std (n)" for seed groups, "mean [low, high]" for single runs."""
+    def text(cell):
+        if not cell:
+            return "—"
+        if cell["n"] > 1:
+            return f"{cell['mean']:.2f} ± {cell['std']:.2f} (n={cell['n']})"
+        low, high = cell["ci"]
+        return f"{cell['mean']:.2f} [{low:.1f}, {high:.1f}]"
+
+    out = pd.DataFrame({"architecture": table["architecture"], "params (M)": table["params_m"].map("{:.2f}".format)})
+    for column, title in (("vanilla_acc", "vanilla"), ("clean", "clean"), ("pgd_linf", "PGD-ℓ∞"),
+                          ("aa_linf", "AA-ℓ∞"), ("pgd_l2", "PGD-ℓ2"), ("pgd_l1", "PGD-ℓ1"),
+                          ("worst_case", "worst case")):
+        out[title] = table[column].map(text)
+    return out

@@ -1,0 +1,71 @@
+"""Our main table beside the paper's: each cell with the paper's number and the difference, and per
+column the agreement of the two architecture rankings (Spearman ρ, Kendall τ, with p-values).
+
+The paper's numbers ship with the package (robustgen/report/paper/, see PROVENANCE.md there).
+Only CIFAR-10 has them; ImageNette runs get no paper column.
+"""
+from __future__ import annotations
+
+import math
+from importlib import resources
+
+import pandas as pd
+
+from robustgen.report.main_table import COLUMNS, flat
+from robustgen.report.stats import rank_agreement
+
+# our column → the paper table's column
+PAPER_COLUMNS = {"vanilla_acc": "vanilla_acc", "clean": "at_clean_acc", "pgd_linf": "pgd_linf",
+                 "aa_linf": "aa_linf", "pgd_l2": "pgd_l2", "pgd_l1": "pgd_l1", "worst_case": "worst_case"}
+MIN_RANKED = 3  # fewer architectures than this: no rank correlation
+
+
+def paper_table(name: str = "paper_table_cifar10.csv") -> pd.DataFrame:
+    with resources.files("robustgen.report").joinpath("paper", name).open() as f:
+        return pd.read_csv(f)
+
+
+def paper_name(label: str) -> str | None:
+    """The paper's row for one of our row labels: only an architecture's default variant has one."""
+    from robustgen.arch import get_spec, list_archs
+
+    arch, _, variant = label.partition(" ")
+    if variant or arch not in list_archs():
+        return None
+    return get_spec(arch).paper_name
+
+
+def beside_paper(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(cells, rankings): cells has ours / paper / difference per column and row; rankings has,
+    per column, Spearman ρ and Kendall τ over the architectures both tables have."""
+    ours = flat(table)
+    ours["paper_name"] = ours["architecture"].map(paper_name)
+    paper = paper_table().rename(columns={"architecture": "paper_name"})
+    joined = ours.merge(paper, on="paper_name", how="left", suffixes=("", "_paper"))
+    cells = pd.DataFrame({"architecture": joined["architecture"], "paper_name": joined["paper_name"]})
+    rankings = []
+    for column in ("vanilla_acc", *COLUMNS):
+        theirs = joined[PAPER_COLUMNS[column] + ("_paper" if PAPER_COLUMNS[column] in ours else "")]
+        cells[f"{column}"] = joined[column]
+        cells[f"{column}_paper"] = theirs
+        cells[f"{column}_diff"] = joined[column] - theirs
+        both = joined[[column]].assign(theirs=theirs).dropna()
+        if len(both) >= MIN_RANKED:
+            agreement = rank_agreement(both[column].tolist(), both["theirs"].tolist())
+            rankings.append({"column": column, "n": agreement.n, "spearman": agreement.spearman,
+                             "spearman_p": agreement.spearman_p, "kendall": agreement.kendall,
+                             "kendall_p": agreement.kendall_p})
+        else:
+            rankings.append({"column": column, "n": len(both), "spearman": math.nan, "spearman_p": math.nan,
+                             "kendall": math.nan, "kendall_p": math.nan})
+    return cells, pd.DataFrame(rankings)
+
+
+def compact(cells: pd.DataFrame) -> pd.DataFrame:
+    """For reading: per column "ours (paper, Δ)" — the CSV keeps the three numbers apart."""
+    out = pd.DataFrame({"architecture": cells["architecture"], "paper row": cells["paper_name"].fillna("—")})
+    for column in ("vanilla_acc", *COLUMNS):
+        out[column] = [("—" if pd.isna(o) else f"{o:.1f}")
+                       + ("" if pd.isna(t) else f" ({t:.1f})" if pd.isna(o) else f" ({t:.1f}, {o - t:+.1f})")
+                       for o, t in zip(cells[column], cells[f"{column}_paper"])]
+    return out

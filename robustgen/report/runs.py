@@ -1,0 +1,128 @@
+"""Finished runs as rows, read from their results.json files only (never a checkpoint), and the
+jobs of a sweep that have none.
+
+A path may be a run folder, a multirun (sweep) folder, a results.json file or a glob. Inside a
+sweep folder, every job folder (one holding `.hydra/`) without a results.json is reported as
+missing — it failed, was killed or is still running — so that a table is never silently short.
+"""
+from __future__ import annotations
+
+import glob
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robustgen.errors import RobustgenError
+from robustgen.results import RESULTS_FILE
+
+# The attacks of the paper's table, in its column order (conf/eval/paper.yaml's names).
+PAPER_ATTACKS = ("pgd_linf", "aa_linf", "pgd_l2", "pgd_l1")
+
+
+class ReportError(RobustgenError):
+    """A report that cannot be built as asked (no runs, a column mixing attack settings, ...)."""
+
+
+@dataclass
+class Run:
+    """One finished run, as the report needs it."""
+
+    path: Path                       # the run's folder
+    arch: str                        # the `arch` config choice (e.g. "vit", "coatnet")
+    data: str                        # the `data` choice
+    vanilla: bool                    # trained without an attack (attack=none)
+    method: str                      # training method (pgd_at, trades, ...)
+    seed: int | None
+    params: int | None
+    n_points: int
+    clean: float                     # accuracies in %
+    attacks: dict[str, float]
+    worst_case: float | None
+    attack_settings: dict[str, dict]  # name → the attack's describe() as results.json holds it
+    record: dict = field(repr=False)
+    label: str = ""                  # the row it belongs to: set by :func:`label_rows`
+
+    def training_setup(self) -> dict:
+        """Everything that defines the trained model except the seed: runs equal here are seeds
+        of one configuration."""
+        r = self.record
+        return {"arch": r.get("arch"), "data": self.data, "method": r.get("method"),
+                "train_attack": r.get("train_attack"), "regularizer": r.get("regularizer"),
+                "epochs": r.get("epochs"), "vanilla": self.vanilla}
+
+
+def _differing(setups: list[dict]) -> set[tuple[str, str]]:
+    """(section, key) pairs whose value is not the same in every setup."""
+    keys = {(section, key) for s in setups for section, value in s.items() if isinstance(value, dict)
+            for key in value}
+    return {(sec, key) for sec, key in keys if len({json.dumps((s.get(sec) or {}).get(key), sort_keys=True)
+                                                     for s in setups}) > 1}
+
+
+def label_rows(runs: list[Run]) -> None:
+    """Give each run its row label: the arch choice, plus the settings that tell apart runs of
+    the same arch choice (e.g. "vgg11 arch.width=0.5", "coatnet arch.stages=CTTT")."""
+    by_arch: dict[str, list[Run]] = {}
+    for run in runs:
+        by_arch.setdefault(run.arch, []).append(run)
+    for arch, group in by_arch.items():
+        setups = [r.training_setup() for r in group]
+        differing = sorted(_differing(setups))
+        for run, setup in zip(group, setups):
+            parts = [f"{sec}.{key}={(setup.get(sec) or {}).get(key)}" for sec, key in differing]
+            run.label = " ".join([arch, *parts])
+
+
+@dataclass
+class Collection:
+    runs: list[Run]
+    missing: list[Path]              # job folders of a sweep without results.json
+
+
+def _expand(paths: list[str | Path]) -> list[Path]:
+    out: list[Path] = []
+    for raw in map(str, paths):
+        matches = sorted(glob.glob(raw)) if any(c in raw for c in "*?[") else [raw]
+        if not matches or not Path(matches[0]).exists():
+            raise ReportError(f"{raw}: no such run folder, sweep folder or results.json")
+        out += map(Path, matches)
+    return out
+
+
+def _run_from(path: Path, record: dict) -> Run:
+    choices = record.get("choices") or {}
+    return Run(path=path.parent, arch=choices.get("arch") or (record.get("arch") or {}).get("name", "?"),
+               data=choices.get("data", "cifar10"), vanilla=choices.get("attack") == "none",
+               method=(record.get("method") or {}).get("name", "pgd_at"), seed=record.get("seed"),
+               params=record.get("params"), n_points=int(record.get("n_points") or 0),
+               clean=float(record["clean_acc"]), attacks=dict(record.get("attack_acc") or {}),
+               worst_case=record.get("worst_case_acc"), attack_settings=dict(record.get("eval_attacks") or {}),
+               record=record)
+
+
+def collect(paths: list[str | Path]) -> Collection:
+    """Every results.json at or under `paths`, and every sweep job folder without one.
+
+    Raises:
+        ReportError: a path that does not exist, or a results.json that cannot be read.
+    """
+    files: list[Path] = []
+    missing: list[Path] = []
+    for path in _expand(paths):
+        if path.is_file():
+            files.append(path)
+            continue
+        files += sorted(path.rglob(RESULTS_FILE))
+        for hydra_dir in sorted(path.rglob(".hydra")):
+            job = hydra_dir.parent
+            if not (job / RESULTS_FILE).is_file():
+                missing.append(job)
+    runs = []
+    for file in sorted(dict.fromkeys(p.resolve() for p in files)):
+        try:
+            runs.append(_run_from(file, json.loads(file.read_text())))
+        except (OSError, ValueError, KeyError) as err:
+            raise ReportError(f"{file}: not a readable robustgen results.json ({err})") from err
+    label_rows([r for r in runs if not r.vanilla])
+    label_rows([r for r in runs if r.vanilla])
+    return Collection(runs, sorted(dict.fromkeys(missing)))
