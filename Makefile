@@ -44,7 +44,7 @@ test: data ## Run the default test suite (CPU, under 10 minutes)
 test-slow: data ## Run only the slow tests (heavy architectures, attack comparisons)
 	$(PYTHON) -m pytest -q -m slow
 
-fidelity: data ## eval=paper vs the study's toolkits (foolbox 3, ART 1.17) on a small trained CNN (~10 min on 2 cores; installs the fidelity extra)
+fidelity: data ## eval=paper vs the study's toolkits (foolbox 3, ART 1.17) on a small trained CNN (10-15 min on 2 cores; installs the fidelity extra)
 	$(PYTHON) -m pip install -q -c $(CONSTRAINTS) -e ".[dev,fidelity]"
 	$(PYTHON) -m pytest -q -s -m fidelity tests/test_fidelity.py
 

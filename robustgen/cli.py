@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Callable, NoReturn
@@ -20,6 +21,7 @@ from typing import Any, Callable, NoReturn
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import HydraException, InstantiationException
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -50,6 +52,9 @@ def build(spec, **kwargs):
         return instantiate(spec, **kwargs)
     except InstantiationException as err:
         cause = err.__cause__
+        if isinstance(cause, ConfigError):  # name the config node: several may build the same class
+            node = _node_key(spec)
+            raise (ConfigError(f"{node}: {cause}") if node and not str(cause).startswith(node) else cause) from None
         if isinstance(cause, RobustgenError):
             raise cause from None
         key = re.search(r"full_key: (\S+)", str(err))
@@ -60,6 +65,14 @@ def build(spec, **kwargs):
             raise ConfigError(f"{where}: {type(cause).__name__}: {cause}{_text_values(spec, where)}; "
                               f"{_TYPES_HINT}") from None
         raise ConfigError(str(err)) from err
+
+
+def _node_key(spec) -> str:
+    """The config path of `spec` ("eval.attacks.pgd_l2"), or "" for a plain mapping."""
+    try:
+        return str(spec._get_full_key(None)) if OmegaConf.is_config(spec) else ""
+    except Exception:  # a detached node has no path; the error is still raised, only unnamed
+        return ""
 
 
 def build_named(specs) -> dict:
@@ -125,6 +138,20 @@ def check_values(cfg: DictConfig) -> None:
                               f"(quoted for the shell) or as a decimal ({float(a) / float(b):.7g})")
 
 
+def drop_unused_run_dir() -> None:
+    """Remove the folder Hydra made for a single run that was refused before doing anything (it
+    holds only `.hydra/` and the log). A sweep job's folder stays: it records the failed job."""
+    if not HydraConfig.initialized():
+        return
+    hydra_cfg = HydraConfig.get()
+    if hydra_cfg.mode != RunMode.RUN:
+        return
+    folder = Path(hydra_cfg.runtime.output_dir)
+    startup = {".hydra", f"{hydra_cfg.job.name}.log"}
+    if folder.is_dir() and {p.name for p in folder.iterdir()} <= startup:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def hydra_app(config_name: str, interrupted: Callable[[DictConfig], str] | None = None):
     """Turn `task(cfg)` into a Hydra entry point (`main()`) whose user errors end as :func:`fail`.
     `interrupted(cfg)`, if given, says on Ctrl-C what was kept and how to continue."""
@@ -136,6 +163,7 @@ def hydra_app(config_name: str, interrupted: Callable[[DictConfig], str] | None 
                 check_values(cfg)
                 return task(cfg)
             except RobustgenError as err:
+                drop_unused_run_dir()
                 fail(err)
             except KeyboardInterrupt:
                 if interrupted is None:

@@ -169,6 +169,7 @@ def test_bad_input_ends_in_one_line_that_names_the_fix(entry, args, says, bad_fi
     assert len(lines) == 1 and "Traceback" not in err, err[-2000:]
     assert re.search(says, err), err[-2000:]
     assert not (tmp_path / "out" / "checkpoints").exists()  # refused before any training
+    assert not (tmp_path / "out").exists()  # and no empty run folder left behind
     assert folder_digest(trained) == before  # the earlier run's results and checkpoints are untouched
     assert not (bad_files["no_data"].parent / "pwned").exists()  # no pickled code ran
 
@@ -182,6 +183,10 @@ CASES_MORE = [
     ("train", ["attack.steps=2.5"], "steps must be an integer ≥ 1, got 2.5"),
     ("train", ["optim.lr=abc"], r"optim.lr='abc'"),
     ("evaluate", ["checkpoint={run}"], "is a folder; pass the .ckpt file, e.g. checkpoint="),
+    # an attack's error names its config node: several nodes build the same class
+    ("train", ["val_eval.attacks.pgd_l2.random_start=sphere"],
+     r"val_eval.attacks.pgd_l2: PGD-l2: random_start must be one of \('ball', 'radius'\) or none"),
+    ("train", ["attack.random_start=radius"], "attack: PGD-linf: an ℓ∞ start is uniform in the ε-box"),
 ]
 
 

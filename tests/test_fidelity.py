@@ -9,7 +9,7 @@ CIFAR-10 test points:
 2. with random starts, the mean accuracy over 3 seeds agrees within 1 point.
 
 Needs the `fidelity` extra (foolbox 3.3.x, ART 1.17.x): `make fidelity` installs it and runs this
-file (about 10 minutes on 2 CPU cores). Left out of `make test` by the `slow` mark.
+file (10–15 minutes on 2 CPU cores). Left out of `make test` by the `slow` mark.
 """
 from __future__ import annotations
 

@@ -102,6 +102,11 @@ def test_fast_at_perturbation_stays_in_the_eps_ball():
     assert x_adv.min() >= 0 and x_adv.max() <= 1
     # The 1.25·ε step leaves the ball from most starts and is projected back: many coordinates sit on it.
     assert (delta.abs() > EPS - 1e-6).float().mean() > 0.3
+    # The attack group's random start carries over: without it, plain FGSM puts every coordinate on ±ε
+    plain = FastAT(PGD("linf", EPS, random_start="none"))
+    assert plain.attack.describe()["random_start"] == "none" and method.attack.describe()["random_start"] == "ball"
+    fgsm = plain.attack(model, x, y) - x
+    assert ((fgsm.abs() > EPS - 1e-6) | (x + fgsm <= 0) | (x + fgsm >= 1)).all()
 
 
 def test_inner_attacks_stay_in_the_budget_and_raise_their_objective():

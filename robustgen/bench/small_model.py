@@ -1,4 +1,4 @@
-"""A small PGD-trained CIFAR-10 CNN for benchmarks, trained in-process in 1–2 minutes on one CPU core.
+"""A small PGD-trained CIFAR-10 CNN for benchmarks, trained in-process in 1.5–3 minutes on 2 CPU cores.
 
 Timing an evaluation on an untrained network says little: every attack breaks every point at once,
 so a cascade has nothing to skip. This trains a 3-conv CNN (~100k parameters) with short PGD-ℓ∞

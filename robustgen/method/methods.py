@@ -137,6 +137,10 @@ class FastAT(TrainingMethod):
     the ball and [0, 1], then CE on the result — PGD with one step. It needs a cyclic learning
     rate (conf/method/fast_at.yaml selects optim=adamw_cyclic) and early stopping against
     catastrophic overfitting, which :class:`CatastrophicOverfittingMonitor` detects.
+
+    From the `attack` group it takes ε, the seed and the random start (`attack.random_start=none`
+    gives plain FGSM training, the variant without Wong et al.'s fix); its steps and step size are
+    FGSM's own (1 and `step_factor`·ε), whatever `attack.steps` says.
     """
 
     name = "fast_at"
@@ -146,7 +150,7 @@ class FastAT(TrainingMethod):
         if not step_factor > 0:
             raise ConfigError(f"method.step_factor must be > 0, got {step_factor}")
         super().__init__(PGD(norm="linf", eps=attack.eps, steps=1, step_size=step_factor * attack.eps,
-                             random_start="ball", seed=attack.seed))
+                             random_start=getattr(attack, "random_start", "ball"), seed=attack.seed))
         self.step_factor = float(step_factor)
 
     def __call__(self, model: nn.Module, x: Tensor, y: Tensor) -> MethodLoss:
