@@ -41,4 +41,4 @@ def test_two_sweeps_started_together_never_collide(tmp_path, cifar_root):
 def test_user_error_prints_a_message_not_a_traceback(tmp_path, cifar_root):
     proc = run_cli(*TINY, f"data.root={cifar_root}", "attack.eps=-1", cwd=tmp_path)
     assert proc.returncode == 2
-    assert "robustgen: error: PGD: eps must be ≥ 0" in proc.stderr and "Traceback" not in proc.stderr
+    assert "robustgen: error: attack: PGD: eps must be ≥ 0" in proc.stderr and "Traceback" not in proc.stderr
