@@ -98,3 +98,12 @@ def test_patch_size_sweep_uses_the_study_sizes(arch, sizes):
 def test_patch_size_sweep_names_the_archs_that_have_one():
     with pytest.raises(Exception, match="arch=resnet has no patch-size sweep.*pvtv2, vit"):
         sweep_values(["arch=resnet", "+sweep=patch_size"], "arch.patch_size")
+
+
+def test_coatnet_stage_sweep_runs_the_papers_hybrid_rows_in_order():
+    from robustgen.report.paper import paper_table
+
+    hybrids = paper_table("paper_table_hybrids_patch.csv").query("experiment == 'hybrid'")
+    layouts = [name.split("-")[1] for name in hybrids["architecture"]]
+    assert sweep_values(["arch=coatnet", "+sweep=coatnet_stages"], "arch.stages") == layouts == [
+        "CTTT", "CTTC", "CTCC", "CCCC"]
