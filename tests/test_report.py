@@ -127,3 +127,25 @@ def test_sparsity_analysis_is_reachable_through_the_report(tmp_path, capsys):
     """`python -m robustgen.report sparsity` is the old `python -m robustgen.analyze sparsity`."""
     assert main(["sparsity", str(tmp_path / "absent")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_hybrid_and_patch_rows_are_named_and_compared_as_the_paper_names_them(tmp_path):
+    from robustgen.report.paper import hybrid_patch_paper, hybrids_and_patches
+
+    paper = hybrid_patch_paper().set_index("architecture")
+    for stages in ("CCCC", "CTTT"):  # written out of the paper's order
+        run = write_run(tmp_path / stages, "coatnet", clean=paper.loc[f"CoAtNet-{stages}", "at_clean_acc"] + 0.5)
+        record = json.loads((run / "results.json").read_text())
+        record["arch"] = {"name": "coatnet", "stages": stages}
+        (run / "results.json").write_text(json.dumps(record))
+    run = write_run(tmp_path / "vit2", "vit", clean=paper.loc["ViT p=2", "at_clean_acc"])
+    record = json.loads((run / "results.json").read_text())
+    record["arch"] = {"name": "vit", "patch_size": 2}
+    (run / "results.json").write_text(json.dumps(record))
+    write_run(tmp_path / "resnet", "resnet")  # not a hybrid or patch row
+    table = hybrids_and_patches(main_table(collect([tmp_path]).runs))
+    assert table["architecture"].tolist() == ["CoAtNet-CTTT", "CoAtNet-CCCC", "ViT p=2"]  # the paper's order
+    cells, _ = beside_paper(table, hybrids=True)
+    assert cells["clean_diff"].tolist() == pytest.approx([0.5, 0.5, 0.0])
+    assert main([str(tmp_path), "--compare", "paper", "--out", str(tmp_path / "report")]) == 0
+    assert "## Hybrids and patch sizes" in (tmp_path / "report" / "report.md").read_text()

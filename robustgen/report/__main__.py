@@ -22,7 +22,7 @@ from rich.table import Table
 from robustgen.errors import RobustgenError
 from robustgen.report.compare import compare_runs
 from robustgen.report.main_table import COLUMNS, flat, formatted, main_table
-from robustgen.report.paper import beside_paper, compact
+from robustgen.report.paper import beside_paper, compact, hybrids_and_patches
 from robustgen.report.runs import collect
 
 
@@ -96,6 +96,19 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
                       "architecture's default variant has a paper row.", "", markdown(compact(cells)), "",
                       "### Rank agreement per column (Spearman ρ, Kendall τ-b, SciPy)", "",
                       markdown(rankings)]
+    hybrid = hybrids_and_patches(table)
+    if len(hybrid):
+        shown = formatted(hybrid)
+        numbers(hybrid).to_csv(out / "hybrids_patches.csv", index=False)
+        (out / "hybrids_patches.tex").write_text(
+            shown.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (len(shown.columns) - 1)))
+        show(console, "Hybrids (CoAtNet stage layouts) and patch sizes", shown)
+        lines += ["", "## Hybrids and patch sizes", "", markdown(shown)]
+        if compare == "paper" and data == "cifar10":
+            cells, rankings = beside_paper(hybrid, hybrids=True)
+            cells.to_csv(out / "hybrids_patches_vs_paper.csv", index=False)
+            show(console, "Hybrids and patch sizes beside the paper: ours (paper, ours − paper)", compact(cells))
+            lines += ["", "### Beside the paper", "", markdown(compact(cells))]
     (out / "report.md").write_text("\n".join(lines) + "\n")
     console.print(f"report: {out / 'report.md'}")
     return 0

@@ -74,7 +74,8 @@ def main_table(runs: list[Run], data: str = "cifar10") -> pd.DataFrame:
     for label in sorted({r.label for r in at}, key=str):
         group = one_per_seed([r for r in at if r.label == label])
         row: dict = {"architecture": label, "params_m": (group[0].params or 0) / 1e6, "runs": len(group),
-                     "seeds": sorted({r.seed for r in group if r.seed is not None})}
+                     "seeds": sorted({r.seed for r in group if r.seed is not None}),
+                     "arch_settings": group[0].record.get("arch") or {}}
         model = _model_key(group[0])  # vanilla: the same network (arch settings) on the same data
         base = one_per_seed([r for r in vanilla if _model_key(r) == model])
         row["vanilla_acc"] = _cell([r.clean for r in base], [r.n_points for r in base]) if base else None

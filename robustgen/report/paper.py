@@ -35,12 +35,44 @@ def paper_name(label: str) -> str | None:
     return get_spec(arch).paper_name
 
 
-def beside_paper(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def hybrid_or_patch_row(arch: dict) -> str | None:
+    """The hybrid/patch table's row for a run's arch settings: "CoAtNet-CTTT", "ViT p=2", or None."""
+    name = (arch or {}).get("name")
+    if name == "coatnet" and arch.get("stages"):
+        return f"CoAtNet-{arch['stages']}"
+    if name in ("vit", "pvtv2") and arch.get("patch_size") is not None:
+        return f"{'ViT' if name == 'vit' else 'PVTv2'} p={int(arch['patch_size'])}"
+    return None
+
+
+def hybrid_patch_paper() -> pd.DataFrame:
+    """The paper's hybrid and patch-size rows, named as :func:`hybrid_or_patch_row` names them."""
+    paper = paper_table("paper_table_hybrids_patch.csv")
+    names = [a if e == "hybrid" else f"{a} p={int(float(p))}"
+             for e, a, p in zip(paper["experiment"], paper["architecture"], paper["params_m_or_patch"])]
+    return paper.assign(architecture=names).drop(columns=["experiment", "params_m_or_patch"])
+
+
+def hybrids_and_patches(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the main table that are CoAtNet stage layouts or ViT / PVTv2 patch sizes, in
+    the paper's order (the paper's Table of hybrids and patch sizes), named as the paper names them."""
+    rows = table.assign(paper_row=[hybrid_or_patch_row(a) for a in table["arch_settings"]]).dropna(subset=["paper_row"])
+    order = {name: k for k, name in enumerate(hybrid_patch_paper()["architecture"])}
+    rows = rows.assign(order=[order.get(name, len(order)) for name in rows["paper_row"]]).sort_values("order")
+    return rows.assign(architecture=rows["paper_row"]).drop(columns=["paper_row", "order"]).reset_index(drop=True)
+
+
+def beside_paper(table: pd.DataFrame, hybrids: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cells, rankings): cells has ours / paper / difference per column and row; rankings has,
-    per column, Spearman ρ and Kendall τ over the architectures both tables have."""
+    per column, Spearman ρ and Kendall τ over the architectures both tables have. With
+    `hybrids`, `table` is :func:`hybrids_and_patches`' and the paper's hybrid/patch table is used."""
     ours = flat(table)
-    ours["paper_name"] = ours["architecture"].map(paper_name)
-    paper = paper_table().rename(columns={"architecture": "paper_name"})
+    if hybrids:
+        ours["paper_name"] = ours["architecture"]
+        paper = hybrid_patch_paper().rename(columns={"architecture": "paper_name"})
+    else:
+        ours["paper_name"] = ours["architecture"].map(paper_name)
+        paper = paper_table().rename(columns={"architecture": "paper_name"})
     joined = ours.merge(paper, on="paper_name", how="left", suffixes=("", "_paper"))
     cells = pd.DataFrame({"architecture": joined["architecture"], "paper_name": joined["paper_name"]})
     rankings = []

@@ -53,7 +53,10 @@ class RankAgreement:
 
 
 def rank_agreement(ours: list[float], theirs: list[float]) -> RankAgreement:
-    """Spearman's ρ and Kendall's τ-b between two score lists (same items, same order)."""
+    """Spearman's ρ and Kendall's τ-b between two score lists (same items, same order); NaN when
+    either list is constant (no ranking to compare)."""
+    if len(set(ours)) < 2 or len(set(theirs)) < 2:
+        return RankAgreement(len(ours), float("nan"), float("nan"), float("nan"), float("nan"))
     rho = stats.spearmanr(ours, theirs)
     tau = stats.kendalltau(ours, theirs)
     return RankAgreement(len(ours), float(rho.statistic), float(rho.pvalue), float(tau.statistic), float(tau.pvalue))
