@@ -149,3 +149,13 @@ def test_hybrid_and_patch_rows_are_named_and_compared_as_the_paper_names_them(tm
     assert cells["clean_diff"].tolist() == pytest.approx([0.5, 0.5, 0.0])
     assert main([str(tmp_path), "--compare", "paper", "--out", str(tmp_path / "report")]) == 0
     assert "## Hybrids and patch sizes" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_runs_that_differ_in_more_than_the_seed_get_rows_of_their_own(tmp_path):
+    for name, epochs, seed in (("e10_s1", 10, 1), ("e10_s2", 10, 2), ("e20_s1", 20, 1)):
+        run = write_run(tmp_path / name, "vit", seed=seed)
+        record = json.loads((run / "results.json").read_text())
+        record["epochs"] = epochs
+        (run / "results.json").write_text(json.dumps(record))
+    table = main_table(collect([tmp_path]).runs).set_index("architecture")
+    assert table["runs"].to_dict() == {"vit epochs=10": 2, "vit epochs=20": 1}

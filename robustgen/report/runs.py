@@ -51,12 +51,18 @@ class Run:
                 "epochs": r.get("epochs"), "vanilla": self.vanilla}
 
 
+def _value(setup: dict, section: str, key: str):
+    value = setup.get(section)
+    return value if key == "" else (value or {}).get(key) if isinstance(value, dict) or value is None else None
+
+
 def _differing(setups: list[dict]) -> set[tuple[str, str]]:
-    """(section, key) pairs whose value is not the same in every setup."""
-    keys = {(section, key) for s in setups for section, value in s.items() if isinstance(value, dict)
-            for key in value}
-    return {(sec, key) for sec, key in keys if len({json.dumps((s.get(sec) or {}).get(key), sort_keys=True)
-                                                     for s in setups}) > 1}
+    """(section, key) pairs whose value is not the same in every setup (key "" for a plain value
+    such as epochs)."""
+    keys = {(section, key) for s in setups for section, value in s.items()
+            for key in (value if isinstance(value, dict) else [""])}
+    return {(sec, key) for sec, key in keys
+            if len({json.dumps(_value(s, sec, key), sort_keys=True) for s in setups}) > 1}
 
 
 def label_rows(runs: list[Run]) -> None:
@@ -69,7 +75,8 @@ def label_rows(runs: list[Run]) -> None:
         setups = [r.training_setup() for r in group]
         differing = sorted(_differing(setups))
         for run, setup in zip(group, setups):
-            parts = [f"{sec}.{key}={(setup.get(sec) or {}).get(key)}" for sec, key in differing]
+            parts = [f"{sec}.{key}={_value(setup, sec, key)}" if key else f"{sec}={_value(setup, sec, key)}"
+                     for sec, key in differing]
             run.label = " ".join([arch, *parts])
 
 
