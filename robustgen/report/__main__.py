@@ -63,6 +63,15 @@ def numbers(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def write_table(out: Path, name: str, table: pd.DataFrame) -> pd.DataFrame:
+    """`name`.csv (the numbers) and `name`.tex (booktabs) of a table; returns its printable form."""
+    shown = formatted(table)
+    numbers(table).to_csv(out / f"{name}.csv", index=False)
+    (out / f"{name}.tex").write_text(
+        shown.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (len(shown.columns) - 1)))
+    return shown
+
+
 def report(paths: list[str], out: Path, data: str, compare: str | None, console: Console) -> int:
     found = collect(paths)
     runs = [r for r in found.runs if r.data == data]
@@ -76,10 +85,7 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
         raise RobustgenError(f"no finished runs on data={data} under {', '.join(paths)}")
     table = main_table(runs, data)
     out.mkdir(parents=True, exist_ok=True)
-    shown = formatted(table)
-    numbers(table).to_csv(out / "main_table.csv", index=False)
-    (out / "main_table.tex").write_text(
-        shown.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (len(shown.columns) - 1)))
+    shown = write_table(out, "main_table", table)
     show(console, f"Main table ({data}): accuracy % (single run: 95% Wilson interval; seeds: mean ± std)", shown)
     lines += ["", "## Main table", "", "Accuracy in %. Single run: [95% Wilson interval over test points]; "
               "several seeds: mean ± std (n).", "", markdown(shown)]
@@ -98,10 +104,7 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
                       markdown(rankings)]
     hybrid = hybrids_and_patches(table)
     if len(hybrid):
-        shown = formatted(hybrid)
-        numbers(hybrid).to_csv(out / "hybrids_patches.csv", index=False)
-        (out / "hybrids_patches.tex").write_text(
-            shown.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (len(shown.columns) - 1)))
+        shown = write_table(out, "hybrids_patches", hybrid)
         show(console, "Hybrids (CoAtNet stage layouts) and patch sizes", shown)
         lines += ["", "## Hybrids and patch sizes", "", markdown(shown)]
         if compare == "paper" and data == "cifar10":
