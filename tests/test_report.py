@@ -14,7 +14,7 @@ from robustgen.report.compare import compare_runs
 from robustgen.report.main_table import main_table
 from robustgen.report.paper import beside_paper, paper_table
 from robustgen.report.runs import ReportError, collect
-from robustgen.report.stats import mcnemar_exact, wilson_interval
+from robustgen.report.stats import group_difference, mcnemar_exact, seeds_points_interval, wilson_interval
 
 PGD_L1 = {"type": "PGD", "norm": "l1", "eps": 40.0, "steps": 20, "step_size": 3.0, "random_start": "ball",
           "l1_variant": "study"}
@@ -43,7 +43,10 @@ def test_main_table_groups_seeds_and_joins_vanilla(tmp_path):
     write_run(tmp_path / "resnet", "resnet", clean=82.0, attacks={"pgd_linf": 50.0}, worst=45.0, n=500)
     table = main_table(collect([tmp_path]).runs).set_index("architecture")
     vit, resnet = table.loc["vit"], table.loc["resnet"]
-    assert vit["clean"] == {"mean": 79.0, "std": pytest.approx(np.std([78, 80], ddof=1)), "n": 2}
+    clean = vit["clean"]
+    assert (clean["mean"], clean["n"], clean["acc"]) == (79.0, 2, [78.0, 80.0])
+    assert clean["std"] == pytest.approx(np.std([78, 80], ddof=1))
+    assert clean["ci"][0] < 78.0 and clean["ci"][1] > 80.0  # seeds 2 points apart, each ±2.5 over 1000 points
     assert vit["pgd_l2"]["mean"] == 32.0 and vit["worst_case"]["mean"] == 30.0 and vit["runs"] == 2
     assert vit["seeds"] == [1, 2] and vit["aa_linf"] is None
     assert vit["vanilla_acc"]["mean"] == 86.7
@@ -159,3 +162,20 @@ def test_runs_that_differ_in_more_than_the_seed_get_rows_of_their_own(tmp_path):
         (run / "results.json").write_text(json.dumps(record))
     table = main_table(collect([tmp_path]).runs).set_index("architecture")
     assert table["runs"].to_dict() == {"vit epochs=10": 2, "vit epochs=20": 1}
+
+
+def test_seed_group_interval_is_the_pooled_binomial_when_seeds_agree_and_wider_when_they_do_not():
+    low, high = seeds_points_interval([60.0, 60.0, 60.0], [1000] * 3)
+    w_low, w_high = wilson_interval(60.0, 3000)  # equal seeds: only the 3 × 1000 points vary
+    assert (high - low) == pytest.approx(w_high - w_low, rel=0.1) and low < 60 < high
+    d_low, d_high = seeds_points_interval([56.0, 60.0, 64.0], [1000] * 3)
+    assert d_high - d_low > 2 * (high - low)
+
+
+def test_group_difference_recovers_a_known_difference_with_an_interval_around_it():
+    a = [([40.0], [10000]), ([42.0], [10000]), ([44.0], [10000])]
+    b = [([30.0], [10000]), ([32.0], [10000])]
+    result = group_difference(a, b)
+    assert result.difference == pytest.approx(42.0 - 31.0) and (result.n_a, result.n_b) == (3, 2)
+    assert 8.0 < result.ci[0] < 11.0 < result.ci[1] < 14.0
+    assert group_difference(b, a).difference == pytest.approx(-11.0)

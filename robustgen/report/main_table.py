@@ -3,8 +3,8 @@
 architecture, params (M), vanilla accuracy, then after PGD-AT: clean, PGD-ℓ∞, AA-ℓ∞, PGD-ℓ2,
 PGD-ℓ1, worst case. The vanilla column comes from the `attack=none` run of the same architecture,
 variant and data set, joined automatically. Runs that differ only in seed are grouped: each cell
-is their mean, with the standard deviation and the number of seeds; a single run's cell carries
-its 95% Wilson interval over the test points.
+is their mean, with the standard deviation, the number of seeds and a 95% bootstrap interval over
+seeds and test points; a single run's cell carries its 95% Wilson interval over the test points.
 
 A column is refused when its runs used different settings for the same attack name (for example
 ε, steps or the ℓ1 variant): the numbers would not be comparable. The error names the runs.
@@ -15,8 +15,9 @@ import json
 
 import pandas as pd
 
+from robustgen.report.defaults import penalised
 from robustgen.report.runs import PAPER_ATTACKS, ReportError, Run
-from robustgen.report.stats import wilson_interval
+from robustgen.report.stats import seeds_points_interval, wilson_interval
 
 COLUMNS = ("clean", *PAPER_ATTACKS, "worst_case")
 
@@ -52,13 +53,15 @@ def one_per_seed(runs: list[Run]) -> list[Run]:
     return list(newest.values())
 
 
-def _cell(values: list[float], n_points: list[int]) -> dict:
+def cell(values: list[float], n_points: list[int]) -> dict:
+    """{mean, std, n, ci, acc, points} of one configuration's seeds (accuracies in %): ci is the
+    95% Wilson interval for one run, the bootstrap over seeds and test points for several; acc and
+    points keep the per-seed numbers for later bootstraps (the claims)."""
     series = pd.Series(values, dtype=float)
-    out = {"mean": float(series.mean()), "std": float(series.std(ddof=1)) if len(series) > 1 else 0.0,
-           "n": len(series)}
-    if len(series) == 1:
-        out["ci"] = wilson_interval(values[0], n_points[0])
-    return out
+    return {"mean": float(series.mean()), "std": float(series.std(ddof=1)) if len(series) > 1 else 0.0,
+            "n": len(series),
+            "ci": wilson_interval(values[0], n_points[0]) if len(values) == 1 else seeds_points_interval(values, n_points),
+            "acc": list(values), "points": list(n_points)}
 
 
 def main_table(runs: list[Run], data: str = "cifar10") -> pd.DataFrame:
@@ -73,17 +76,20 @@ def main_table(runs: list[Run], data: str = "cifar10") -> pd.DataFrame:
     rows = []
     for label in sorted({r.label for r in at}, key=str):
         group = one_per_seed([r for r in at if r.label == label])
-        row: dict = {"architecture": label, "params_m": (group[0].params or 0) / 1e6, "runs": len(group),
+        first = group[0]
+        row: dict = {"architecture": label, "params_m": (first.params or 0) / 1e6, "runs": len(group),
                      "seeds": sorted({r.seed for r in group if r.seed is not None}),
-                     "arch_settings": group[0].record.get("arch") or {}}
+                     "arch_settings": first.record.get("arch") or {}, "arch_choice": first.arch,
+                     "family": first.family, "study_default": first.study_default,
+                     "penalised": penalised(first.record)}
         model = _model_key(group[0])  # vanilla: the same network (arch settings) on the same data
         base = one_per_seed([r for r in vanilla if _model_key(r) == model])
-        row["vanilla_acc"] = _cell([r.clean for r in base], [r.n_points for r in base]) if base else None
+        row["vanilla_acc"] = cell([r.clean for r in base], [r.n_points for r in base]) if base else None
         for column in COLUMNS:
             values = [(getattr(r, column) if column in ("clean", "worst_case") else r.attacks.get(column), r.n_points)
                       for r in group]
             values = [(v, n) for v, n in values if v is not None]
-            row[column] = _cell([v for v, _ in values], [n for _, n in values]) if values else None
+            row[column] = cell([v for v, _ in values], [n for _, n in values]) if values else None
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -98,7 +104,8 @@ def flat(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def formatted(table: pd.DataFrame) -> pd.DataFrame:
-    """Strings for printing: "mean ± std (n)" for seed groups, "mean [low, high]" for single runs."""
+    """Strings for printing: "mean ± std (n)" for seed groups, "mean [low, high]" (95% interval)
+    for single runs; the CSV has every group's interval too."""
     def text(cell):
         if not cell:
             return "—"

@@ -25,14 +25,12 @@ def paper_table(name: str = "paper_table_cifar10.csv") -> pd.DataFrame:
         return pd.read_csv(f)
 
 
-def paper_name(label: str) -> str | None:
-    """The paper's row for one of our row labels: only an architecture's default variant has one."""
+def paper_name(arch_choice: str, study_default: bool = True) -> str | None:
+    """The paper's main-table row for a row of ours: only the study's own configuration of an
+    architecture (defaults.py) has one."""
     from robustgen.arch import get_spec, list_archs
 
-    arch, _, variant = label.partition(" ")
-    if variant or arch not in list_archs():
-        return None
-    return get_spec(arch).paper_name
+    return get_spec(arch_choice).paper_name if study_default and arch_choice in list_archs() else None
 
 
 def hybrid_or_patch_row(arch: dict) -> str | None:
@@ -56,7 +54,9 @@ def hybrid_patch_paper() -> pd.DataFrame:
 def hybrids_and_patches(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of the main table that are CoAtNet stage layouts or ViT / PVTv2 patch sizes, in
     the paper's order (the paper's Table of hybrids and patch sizes), named as the paper names them."""
-    rows = table.assign(paper_row=[hybrid_or_patch_row(a) for a in table["arch_settings"]]).dropna(subset=["paper_row"])
+    rows = table.assign(paper_row=[None if p else hybrid_or_patch_row(a)
+                                   for a, p in zip(table["arch_settings"], table["penalised"])])
+    rows = rows.dropna(subset=["paper_row"])
     order = {name: k for k, name in enumerate(hybrid_patch_paper()["architecture"])}
     rows = rows.assign(order=[order.get(name, len(order)) for name in rows["paper_row"]]).sort_values("order")
     return rows.assign(architecture=rows["paper_row"]).drop(columns=["paper_row", "order"]).reset_index(drop=True)
@@ -71,7 +71,7 @@ def beside_paper(table: pd.DataFrame, hybrids: bool = False) -> tuple[pd.DataFra
         ours["paper_name"] = ours["architecture"]
         paper = hybrid_patch_paper().rename(columns={"architecture": "paper_name"})
     else:
-        ours["paper_name"] = ours["architecture"].map(paper_name)
+        ours["paper_name"] = [paper_name(a, d) for a, d in zip(ours["arch_choice"], ours["study_default"])]
         paper = paper_table().rename(columns={"architecture": "paper_name"})
     joined = ours.merge(paper, on="paper_name", how="left", suffixes=("", "_paper"))
     cells = pd.DataFrame({"architecture": joined["architecture"], "paper_name": joined["paper_name"]})

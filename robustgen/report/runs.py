@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustgen.errors import RobustgenError
+from robustgen.report.defaults import is_study_default
 from robustgen.results import RESULTS_FILE
 
 # The attacks of the paper's table, in its column order (conf/eval/paper.yaml's names).
@@ -41,6 +42,19 @@ class Run:
     attack_settings: dict[str, dict]  # name → the attack's describe() as results.json holds it
     record: dict = field(repr=False)
     label: str = ""                  # the row it belongs to: set by :func:`label_rows`
+
+    @property
+    def study_default(self) -> bool:
+        """The study's own configuration of this architecture (see defaults.py): it has a paper row."""
+        return is_study_default(self.arch, self.record)
+
+    @property
+    def family(self) -> str | None:
+        """cnn, transformer, hybrid or mlp (the architecture registry's), None for an unknown arch."""
+        from robustgen.arch import get_spec, list_archs
+
+        known = [n for n in (self.arch, (self.record.get("arch") or {}).get("name")) if n in list_archs()]
+        return get_spec(known[0]).family if known else None
 
     def training_setup(self) -> dict:
         """Everything that defines the trained model except the seed: runs equal here are seeds
@@ -91,9 +105,29 @@ def _expand(paths: list[str | Path]) -> list[Path]:
     for raw in map(str, paths):
         matches = sorted(glob.glob(raw)) if any(c in raw for c in "*?[") else [raw]
         if not matches or not Path(matches[0]).exists():
-            raise ReportError(f"{raw}: no such run folder, sweep folder or results.json")
+            raise ReportError(f"{raw} does not exist: pass run folders, sweep folders, results.json files or globs")
         out += map(Path, matches)
     return out
+
+
+def results_files(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
+    """(every results.json at or under `paths`, every job folder — one holding `.hydra/` — without
+    one), each sorted and without duplicates.
+
+    Raises:
+        ReportError: a path (or glob) that matches nothing.
+    """
+    files: list[Path] = []
+    missing: list[Path] = []
+    for path in _expand(paths):
+        if path.is_file():
+            files.append(path)
+            continue
+        files += sorted(path.rglob(RESULTS_FILE))
+        for hydra_dir in sorted(path.rglob(".hydra")):
+            if not (hydra_dir.parent / RESULTS_FILE).is_file():
+                missing.append(hydra_dir.parent)
+    return sorted(dict.fromkeys(p.resolve() for p in files)), sorted(dict.fromkeys(missing))
 
 
 def _run_from(path: Path, record: dict) -> Run:
@@ -113,23 +147,13 @@ def collect(paths: list[str | Path]) -> Collection:
     Raises:
         ReportError: a path that does not exist, or a results.json that cannot be read.
     """
-    files: list[Path] = []
-    missing: list[Path] = []
-    for path in _expand(paths):
-        if path.is_file():
-            files.append(path)
-            continue
-        files += sorted(path.rglob(RESULTS_FILE))
-        for hydra_dir in sorted(path.rglob(".hydra")):
-            job = hydra_dir.parent
-            if not (job / RESULTS_FILE).is_file():
-                missing.append(job)
+    files, missing = results_files(paths)
     runs = []
-    for file in sorted(dict.fromkeys(p.resolve() for p in files)):
+    for file in files:
         try:
             runs.append(_run_from(file, json.loads(file.read_text())))
         except (OSError, ValueError, KeyError) as err:
             raise ReportError(f"{file}: not a readable robustgen results.json ({err})") from err
     label_rows([r for r in runs if not r.vanilla])
     label_rows([r for r in runs if r.vanilla])
-    return Collection(runs, sorted(dict.fromkeys(missing)))
+    return Collection(runs, missing)
