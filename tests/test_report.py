@@ -71,7 +71,7 @@ def test_sweep_jobs_without_results_are_listed_as_missing(tmp_path, capsys):
     assert [r.arch for r in found.runs] == ["vit"] and found.missing == [failed]
     assert main([str(sweep), "--out", str(tmp_path / "report")]) == 0
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "Missing (1 sweep jobs" in report and str(failed) in report
+    assert "Missing: 1 sweep job(s) without results.json" in report and str(failed) in report
     assert (tmp_path / "report" / "main_table.csv").is_file()
     assert "\\toprule" in (tmp_path / "report" / "main_table.tex").read_text()
 
@@ -148,7 +148,7 @@ def test_hybrid_and_patch_rows_are_named_and_compared_as_the_paper_names_them(tm
     write_run(tmp_path / "resnet", "resnet")  # not a hybrid or patch row
     table = hybrids_and_patches(main_table(collect([tmp_path]).runs))
     assert table["architecture"].tolist() == ["CoAtNet-CTTT", "CoAtNet-CCCC", "ViT p=2"]  # the paper's order
-    cells, _ = beside_paper(table, hybrids=True)
+    cells, _ = beside_paper(table, "hybrids")
     assert cells["clean_diff"].tolist() == pytest.approx([0.5, 0.5, 0.0])
     assert main([str(tmp_path), "--compare", "paper", "--out", str(tmp_path / "report")]) == 0
     assert "## Hybrids and patch sizes" in (tmp_path / "report" / "report.md").read_text()

@@ -36,9 +36,10 @@ def default_arch(choice: str) -> dict | None:
 
 
 def penalised(record: dict) -> bool:
-    """Trained with a non-zero weight penalty (the ℓ1 sweep's jobs, λ > 0)."""
+    """Trained with a weight penalty configured (the ℓ1 sweep's jobs, including its λ = 0 baseline,
+    which is the sweep's row rather than the main table's)."""
     regularizer = record.get("regularizer") or {}
-    return float(regularizer.get("weight") or 0.0) > 0.0
+    return regularizer.get("type", "NoRegularizer") != "NoRegularizer" or float(regularizer.get("weight") or 0) > 0
 
 
 def is_study_default(choice: str, record: dict) -> bool:

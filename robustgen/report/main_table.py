@@ -94,16 +94,28 @@ def main_table(runs: list[Run], data: str = "cifar10") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# column → printed title, in the paper's order
+TITLES = {"vanilla_acc": "vanilla", "clean": "clean", "pgd_linf": "PGD-ℓ∞", "aa_linf": "AA-ℓ∞", "pgd_l2": "PGD-ℓ2",
+          "pgd_l1": "PGD-ℓ1", "worst_case": "worst case"}
+
+
+# every column of the report's tables that holds accuracy cells (a dict, or None where absent)
+CELL_COLUMNS = (*TITLES, "vanilla_c_acc", "c_acc")
+
+
+def cell_columns(table: pd.DataFrame) -> list[str]:
+    return [c for c in CELL_COLUMNS if c in table]
+
+
 def flat(table: pd.DataFrame) -> pd.DataFrame:
     """The table with each accuracy cell reduced to its mean (NaN where absent)."""
     out = table.copy()
-    for column in ("vanilla_acc", *COLUMNS):
-        if column in out:
-            out[column] = [cell["mean"] if cell else float("nan") for cell in out[column]]
+    for column in cell_columns(table):
+        out[column] = [cell["mean"] if cell else float("nan") for cell in out[column]]
     return out
 
 
-def formatted(table: pd.DataFrame) -> pd.DataFrame:
+def formatted(table: pd.DataFrame, titles: dict[str, str] = TITLES) -> pd.DataFrame:
     """Strings for printing: "mean ± std (n)" for seed groups, "mean [low, high]" (95% interval)
     for single runs; the CSV has every group's interval too."""
     def text(cell):
@@ -114,9 +126,10 @@ def formatted(table: pd.DataFrame) -> pd.DataFrame:
         low, high = cell["ci"]
         return f"{cell['mean']:.2f} [{low:.1f}, {high:.1f}]"
 
-    out = pd.DataFrame({"architecture": table["architecture"], "params (M)": table["params_m"].map("{:.2f}".format)})
-    for column, title in (("vanilla_acc", "vanilla"), ("clean", "clean"), ("pgd_linf", "PGD-ℓ∞"),
-                          ("aa_linf", "AA-ℓ∞"), ("pgd_l2", "PGD-ℓ2"), ("pgd_l1", "PGD-ℓ1"),
-                          ("worst_case", "worst case")):
-        out[title] = table[column].map(text)
+    out = pd.DataFrame({"architecture": table["architecture"]})
+    if "params_m" in table:
+        out["params (M)"] = table["params_m"].map("{:.2f}".format)
+    for column, title in titles.items():
+        if column in table:
+            out[title] = table[column].map(text)
     return out

@@ -11,7 +11,7 @@ from importlib import resources
 
 import pandas as pd
 
-from robustgen.report.main_table import COLUMNS, flat
+from robustgen.report.main_table import flat
 from robustgen.report.stats import rank_agreement
 
 # our column → the paper table's column
@@ -59,25 +59,42 @@ def hybrids_and_patches(table: pd.DataFrame) -> pd.DataFrame:
     rows = rows.dropna(subset=["paper_row"])
     order = {name: k for k, name in enumerate(hybrid_patch_paper()["architecture"])}
     rows = rows.assign(order=[order.get(name, len(order)) for name in rows["paper_row"]]).sort_values("order")
-    return rows.assign(architecture=rows["paper_row"]).drop(columns=["paper_row", "order"]).reset_index(drop=True)
+    repeated = rows["paper_row"].duplicated(keep=False)  # e.g. two epoch budgets of one layout
+    names = [f"{name} ({label})" if twice else name
+             for name, label, twice in zip(rows["paper_row"], rows["architecture"], repeated)]
+    return rows.assign(architecture=names).drop(columns=["paper_row", "order"]).reset_index(drop=True)
 
 
-def beside_paper(table: pd.DataFrame, hybrids: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _paper_for(kind: str) -> tuple[pd.DataFrame, dict[str, str]]:
+    """The paper's table for a kind of ours ("main", "hybrids", "corruptions"), with its rows under
+    `paper_name`, and our column → its column."""
+    if kind == "hybrids":
+        return hybrid_patch_paper().rename(columns={"architecture": "paper_name"}), PAPER_COLUMNS
+    if kind == "corruptions":
+        from robustgen.report.corruption_table import PAPER_C_COLUMNS
+
+        return paper_table("paper_table_cifar10c.csv").rename(columns={"architecture": "paper_name"}), PAPER_C_COLUMNS
+    return paper_table().rename(columns={"architecture": "paper_name"}), PAPER_COLUMNS
+
+
+def beside_paper(table: pd.DataFrame, kind: str = "main") -> tuple[pd.DataFrame, pd.DataFrame]:
     """(cells, rankings): cells has ours / paper / difference per column and row; rankings has,
-    per column, Spearman ρ and Kendall τ over the architectures both tables have. With
-    `hybrids`, `table` is :func:`hybrids_and_patches`' and the paper's hybrid/patch table is used."""
+    per column, Spearman ρ and Kendall τ over the architectures both tables have.
+
+    `kind`: "main" (main_table's rows, matched to the paper's Table 1 by architecture when a row is
+    the study's default configuration), "hybrids" (hybrids_and_patches' rows, already named as the
+    paper names them) or "corruptions" (corruption_table's rows, matched as "main")."""
     ours = flat(table)
-    if hybrids:
+    paper, columns = _paper_for(kind)
+    if kind == "hybrids":
         ours["paper_name"] = ours["architecture"]
-        paper = hybrid_patch_paper().rename(columns={"architecture": "paper_name"})
     else:
         ours["paper_name"] = [paper_name(a, d) for a, d in zip(ours["arch_choice"], ours["study_default"])]
-        paper = paper_table().rename(columns={"architecture": "paper_name"})
     joined = ours.merge(paper, on="paper_name", how="left", suffixes=("", "_paper"))
     cells = pd.DataFrame({"architecture": joined["architecture"], "paper_name": joined["paper_name"]})
     rankings = []
-    for column in ("vanilla_acc", *COLUMNS):
-        theirs = joined[PAPER_COLUMNS[column] + ("_paper" if PAPER_COLUMNS[column] in ours else "")]
+    for column in [c for c in columns if c in ours]:
+        theirs = joined[columns[column] + ("_paper" if columns[column] in ours else "")]
         cells[f"{column}"] = joined[column]
         cells[f"{column}_paper"] = theirs
         cells[f"{column}_diff"] = joined[column] - theirs
@@ -96,8 +113,18 @@ def beside_paper(table: pd.DataFrame, hybrids: bool = False) -> tuple[pd.DataFra
 def compact(cells: pd.DataFrame) -> pd.DataFrame:
     """For reading: per column "ours (paper, Δ)" — the CSV keeps the three numbers apart."""
     out = pd.DataFrame({"architecture": cells["architecture"], "paper row": cells["paper_name"].fillna("—")})
-    for column in ("vanilla_acc", *COLUMNS):
+    for column in [c[:-len("_paper")] for c in cells.columns if c.endswith("_paper")]:
         out[column] = [("—" if pd.isna(o) else f"{o:.1f}")
                        + ("" if pd.isna(t) else f" ({t:.1f})" if pd.isna(o) else f" ({t:.1f}, {o - t:+.1f})")
                        for o, t in zip(cells[column], cells[f"{column}_paper"])]
     return out
+
+
+def paper_with_families() -> pd.DataFrame:
+    """The paper's main table with each architecture's family (cnn, transformer, hybrid, mlp) from
+    our registry, for the figures."""
+    from robustgen.arch import get_spec, list_archs
+
+    family = {get_spec(a).paper_name: get_spec(a).family for a in list_archs() if get_spec(a).paper_name}
+    table = paper_table()
+    return table.assign(family=table["architecture"].map(family))

@@ -79,19 +79,38 @@ def _differing(setups: list[dict]) -> set[tuple[str, str]]:
             if len({json.dumps(_value(s, sec, key), sort_keys=True) for s in setups}) > 1}
 
 
+def _variant(run: Run) -> list[str]:
+    """What sets the run apart from the study's configuration of its arch choice: architecture
+    settings that differ from the composed defaults (defaults.py), the weight penalty, the method."""
+    from robustgen.report.defaults import default_arch
+
+    default = default_arch(run.arch) or {}
+    arch = run.record.get("arch") or {}
+    parts = [f"arch.{k}={arch[k]}" for k in sorted(arch) if k in default and arch[k] != default[k]]
+    regularizer = run.record.get("regularizer") or {}
+    if regularizer.get("type", "NoRegularizer") != "NoRegularizer":
+        scope = regularizer.get("scope")
+        parts.append(f"ℓ1 λ={regularizer.get('weight', 0):g}" + (f" ({scope})" if scope not in (None, "all") else ""))
+    if not run.vanilla and run.method != "pgd_at":
+        parts.append(run.method)
+    return parts
+
+
 def label_rows(runs: list[Run]) -> None:
-    """Give each run its row label: the arch choice, plus the settings that tell apart runs of
-    the same arch choice (e.g. "vgg11 arch.width=0.5", "coatnet arch.stages=CTTT")."""
+    """Give each run its row label: the arch choice, what sets it apart from the study's
+    configuration (e.g. "vit arch.patch_size=2", "vit ℓ1 λ=1e-05", "vgg11 arch.width=0.5"), and any
+    other training setting that differs between runs of that arch choice (e.g. "vit epochs=20")."""
     by_arch: dict[str, list[Run]] = {}
     for run in runs:
         by_arch.setdefault(run.arch, []).append(run)
     for arch, group in by_arch.items():
-        setups = [r.training_setup() for r in group]
+        setups = [{k: v for k, v in r.training_setup().items() if k not in ("arch", "regularizer", "method")}
+                  for r in group]
         differing = sorted(_differing(setups))
         for run, setup in zip(group, setups):
             parts = [f"{sec}.{key}={_value(setup, sec, key)}" if key else f"{sec}={_value(setup, sec, key)}"
                      for sec, key in differing]
-            run.label = " ".join([arch, *parts])
+            run.label = " ".join([arch, *_variant(run), *parts])
 
 
 @dataclass

@@ -1,0 +1,212 @@
+"""The report folder: every table (CSV + booktabs LaTeX + markdown, printed with rich), the claims,
+and the figures, built from the runs' results.json files (config → runs → results.json → report).
+
+Sections, in the paper's order: main table (Table 1) and beside the paper with rank agreement;
+hybrids and patch sizes; corruptions (CIFAR-10-C); sparsity vs robustness; the claims; figures (a–d).
+A section whose runs are absent says so instead of disappearing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from robustgen.errors import RobustgenError
+from robustgen.report import figures
+from robustgen.report.claims import claims
+from robustgen.report.corruption_table import corruption_table
+from robustgen.report.main_table import cell_columns, flat, formatted, main_table
+from robustgen.report.paper import (beside_paper, compact, hybrid_or_patch_row, hybrid_patch_paper, hybrids_and_patches,
+                                    paper_name, paper_with_families)
+from robustgen.report.runs import Run, collect
+from robustgen.report.sparsity import plot as plot_sparsity
+from robustgen.report.sparsity import rank_correlations, run_row
+
+C_TITLES = {"vanilla_acc": "vanilla clean", "vanilla_c_acc": "vanilla CIFAR-10-C", "clean": "AT clean",
+            "c_acc": "AT CIFAR-10-C"}
+
+
+def text(value, column: str) -> str:
+    """A cell as text: p-values to 3 significant digits, other numbers to 2 decimals, gaps as —."""
+    if isinstance(value, float):
+        return "—" if pd.isna(value) else f"{value:.3g}" if column.endswith("_p") else f"{value:.2f}"
+    return "—" if value is None else str(value)
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A GitHub-style markdown table (no extra dependency for small tables)."""
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(text(v, str(c)) for v, c in zip(row, frame.columns)) + " |"
+            for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """The CSV form: mean, std, seeds and 95% interval bounds as separate columns."""
+    columns = cell_columns(table)
+    out = flat(table)[[c for c in ("architecture", "family", "params_m", "runs") if c in table] + columns]
+    for column in columns:
+        cells = table[column]
+        out[f"{column}_std"] = [c["std"] if c else None for c in cells]
+        out[f"{column}_n"] = [c["n"] if c else None for c in cells]
+        out[f"{column}_ci_low"] = [c["ci"][0] if c else None for c in cells]
+        out[f"{column}_ci_high"] = [c["ci"][1] if c else None for c in cells]
+    return out
+
+
+@dataclass
+class Document:
+    """The report being written: markdown lines, files, and the console the tables go to."""
+
+    out: Path
+    console: Console
+    lines: list[str] = field(default_factory=list)
+
+    def section(self, title: str, *paragraphs: str) -> None:
+        self.lines += ["", f"## {title}", *sum([["", p] for p in paragraphs], [])]
+
+    def frame(self, title: str, frame: pd.DataFrame, name: str | None = None) -> None:
+        """Print `frame`, put it in report.md, and (with `name`) write name.csv."""
+        table = Table(title=title)
+        for column in frame.columns:
+            table.add_column(str(column))
+        for row in frame.itertuples(index=False):
+            table.add_row(*(text(v, str(c)) for v, c in zip(row, frame.columns)))
+        self.console.print(table)
+        self.lines += ["", markdown(frame)]
+        if name:
+            frame.to_csv(self.out / f"{name}.csv", index=False)
+
+    def table(self, title: str, table: pd.DataFrame, name: str, titles: dict | None = None) -> None:
+        """A table of accuracy cells: name.csv (numbers), name.tex (booktabs) and the printed form."""
+        shown = formatted(table, **({"titles": titles} if titles else {}))
+        numbers(table).to_csv(self.out / f"{name}.csv", index=False)
+        (self.out / f"{name}.tex").write_text(
+            shown.style.hide(axis="index").to_latex(hrules=True, column_format="l" + "r" * (len(shown.columns) - 1)))
+        self.frame(title, shown)
+
+    def figure(self, path: Path, caption: str) -> None:
+        self.lines += ["", f"![{caption}]({path.name})", "", f"*{caption}*"]
+
+
+def _main_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The main table's rows: everything but ℓ1-penalised runs (sparsity table) and patch / stage
+    variants other than the architecture's default (hybrids and patch-size table)."""
+    keep = [not p and (d or hybrid_or_patch_row(a) is None)
+            for p, d, a in zip(table["penalised"], table["study_default"], table["arch_settings"])]
+    return table[keep].reset_index(drop=True)
+
+
+def _beside(doc: Document, table: pd.DataFrame, kind: str, name: str, compare: bool) -> None:
+    if not compare:
+        return
+    cells, rankings = beside_paper(table, kind)
+    cells.to_csv(doc.out / f"{name}_vs_paper.csv", index=False)
+    doc.lines += ["", "### Beside the paper", "", "ours (paper, ours − paper), accuracy %."]
+    doc.frame(f"{name}: ours (paper, ours − paper)", compact(cells))
+    if rankings["n"].max() >= 3:
+        doc.lines += ["", "Rank agreement per column (Spearman ρ, Kendall τ-b, SciPy):"]
+        doc.frame(f"{name}: architecture rankings, ours vs the paper", rankings, f"{name}_rank_agreement")
+
+
+def sparsity_section(doc: Document, runs: list[Run]) -> None:
+    measured = [r for r in runs if r.record.get("sparsity")]
+    doc.section("Sparsity vs robustness", "Weight sparsity and Theorem 1's norm term beside the robust "
+                "generalization gap and the worst case (PROTOCOL.md claim 2), with Spearman rank correlations.")
+    if not measured:
+        doc.lines += ["", "(No run measured sparsity: train with the sparsity callback on.)"]
+        return
+    rows = []
+    for run in measured:
+        rows.append({**run_row(run.path / "results.json"), "run": run.label})
+    rows.sort(key=lambda r: (str(r["arch"]), r["lambda"], r["run"]))
+    shown = pd.DataFrame(rows).drop(columns=["path"]).assign(**{"lambda": [f"{r['lambda']:g}" for r in rows]})
+    doc.frame("Sparsity vs robustness", shown, "sparsity_analysis")
+    correlations = pd.DataFrame(rank_correlations(rows))
+    doc.lines += ["", "Spearman rank correlations:"]
+    doc.frame("Spearman rank correlations (sparsity / norm term vs outcome)", correlations, "sparsity_correlations")
+    png = plot_sparsity(rows, rank_correlations(rows), doc.out / "sparsity_analysis.png")
+    doc.figure(png, "Sparsity and Theorem 1's norm term against the robust gap and the worst case")
+
+
+def report(paths: list[str], out: Path, data: str, compare: str | None, console: Console) -> Path:
+    """Write the report of the runs under `paths` on `data` into `out`; returns report.md's path.
+
+    Raises:
+        RobustgenError: no finished run on `data`, a path that matches nothing, or columns that
+            would mix different attack or corruption settings (naming the runs).
+    """
+    found = collect(paths)
+    runs = [r for r in found.runs if r.data == data]
+    if not runs:
+        raise RobustgenError(f"no finished runs on data={data} under {', '.join(map(str, paths))}")
+    out.mkdir(parents=True, exist_ok=True)
+    doc = Document(out, console, [f"# robustgen report ({data})", "",
+                                  f"{len(runs)} finished runs under {', '.join(map(str, paths))}."])
+    if found.missing:
+        doc.lines += ["", f"**Missing: {len(found.missing)} sweep job(s) without results.json** (failed, killed or "
+                      "still running; rerun them):", ""] + [f"- {p}" for p in found.missing]
+        console.print(f"[yellow]missing: {len(found.missing)} job(s) without results.json[/yellow]: "
+                      + ", ".join(map(str, found.missing)))
+    with_paper = compare == "paper" and data == "cifar10"
+    note = "" if data == "cifar10" or compare != "paper" else f" The paper has no numbers for {data}."
+    everything = main_table(runs, data)
+    main = _main_rows(everything) if len(everything) else everything
+
+    doc.section("Main table", "Accuracy in %, after PGD-ℓ∞ adversarial training (vanilla: trained without "
+                "attack). One run: mean [95% Wilson interval over test points]; several seeds: mean ± std (n), "
+                "their 95% bootstrap interval over seeds and test points in main_table.csv." + note)
+    if len(main):
+        doc.table(f"Main table ({data})", main, "main_table")
+        _beside(doc, main, "main", "main_table", with_paper)
+    else:
+        doc.lines += ["", "(No adversarially trained runs.)"]
+
+    hybrid = hybrids_and_patches(everything) if len(everything) else everything
+    doc.section("Hybrids and patch sizes", "CoAtNet stage layouts (`+sweep=coatnet_stages`) and ViT / PVTv2 "
+                "patch sizes (`+sweep=patch_size`), named and ordered as in the paper.")
+    if len(hybrid):
+        doc.table("Hybrids and patch sizes", hybrid, "hybrids_patches")
+        _beside(doc, hybrid, "hybrids", "hybrids_patches", with_paper)
+    else:
+        doc.lines += ["", "(No CoAtNet layout or patch-size runs.)"]
+
+    corrupted = corruption_table(runs, data)
+    doc.section("Corruptions", "Clean accuracy beside the mean over the CIFAR-10-C (corruption, severity) "
+                "cells, vanilla and adversarially trained (runs with `eval/corrupted=all`).")
+    if len(corrupted):
+        doc.table("Corruptions (CIFAR-10-C mean over cells)", corrupted, "corruptions", C_TITLES)
+        _beside(doc, corrupted, "corruptions", "corruptions", with_paper)
+    else:
+        doc.lines += ["", "(No run evaluated corruptions.)"]
+
+    sparsity_section(doc, runs)
+
+    if with_paper and len(main):
+        found_claims = claims(main, hybrid)
+        doc.section("Claims", "PROTOCOL.md's claims on these runs: our difference of mean accuracies (points) "
+                    "with its 95% bootstrap interval over architectures, seeds and test points, the paper's "
+                    "difference over the same architectures, and whether the sign agrees.")
+        doc.frame("Claims", found_claims, "claims")
+
+    if len(main):
+        paper = paper_with_families() if with_paper else None
+        shown = main.assign(paper_worst_case=[
+            paper.set_index("architecture")["worst_case"].get(paper_name(a, d)) if paper is not None else None
+            for a, d in zip(main["arch_choice"], main["study_default"])])
+        doc.section("Figures")
+        doc.figure(figures.robust_generalization(main, paper, out / "robust_generalization.png"),
+                   "(a) PGD-ℓ∞ against PGD-ℓ2 and PGD-ℓ1 accuracy, by family (faint: the paper)")
+        doc.figure(figures.worst_case(shown, paper, out / "worst_case.png"),
+                   "(b) Worst-case accuracy per architecture with 95% intervals (◇: the paper)")
+        doc.figure(figures.design_trends(hybrid, hybrid_patch_paper(), out / "design_trends.png"),
+                   "(c) Patch size and CoAtNet stage layout against worst-case and clean accuracy (dashed: the paper)")
+        doc.figure(figures.clean_vs_worst_case(main, paper, out / "clean_vs_worst_case.png"),
+                   "(d) Clean against worst-case accuracy (faint: the paper)")
+    (out / "report.md").write_text("\n".join(doc.lines) + "\n")
+    console.print(f"report: {out / 'report.md'}")
+    return out / "report.md"
