@@ -54,10 +54,11 @@ def hybrid_patch_paper() -> pd.DataFrame:
 def hybrids_and_patches(table: pd.DataFrame) -> pd.DataFrame:
     """The rows of the main table that are CoAtNet stage layouts or ViT / PVTv2 patch sizes, in
     the paper's order (the paper's Table of hybrids and patch sizes), named as the paper names them."""
-    rows = table.assign(paper_row=[None if p else hybrid_or_patch_row(a)
-                                   for a, p in zip(table["arch_settings"], table["penalised"])])
-    rows = rows.dropna(subset=["paper_row"])
     order = {name: k for k, name in enumerate(hybrid_patch_paper()["architecture"])}
+    # the study's default CoAtNet (CCTT) has no row in that table: it stays in the main table only
+    rows = table.assign(paper_row=[None if p or (d and hybrid_or_patch_row(a) not in order) else hybrid_or_patch_row(a)
+                                   for a, p, d in zip(table["arch_settings"], table["penalised"], table["study_default"])])
+    rows = rows.dropna(subset=["paper_row"])
     rows = rows.assign(order=[order.get(name, len(order)) for name in rows["paper_row"]]).sort_values("order")
     repeated = rows["paper_row"].duplicated(keep=False)  # e.g. two epoch budgets of one layout
     names = [f"{name} ({label})" if twice else name
