@@ -6,11 +6,13 @@ DATA ?= data
 SHARED_CIFAR ?= ../shared/data/cifar10/prepare_cifar10.py
 ARGS ?=
 RUNS ?= outputs multirun
+LAUNCHER ?=
+STUDY_LAUNCHER = $(if $(LAUNCHER),--launcher $(LAUNCHER),)
 CONSTRAINTS ?= constraints.txt
 LATEST_VENV ?= .venv-latest
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test-latest data test test-slow fidelity quickstart train train-gpu sweep-patch sweep-zoo report zoo bench bench-eval bench-train bench-corruptions cifar10c clean
+.PHONY: help install lock test-latest data test test-slow fidelity quickstart train train-gpu sweep-patch sweep-zoo report paper paper-smoke zoo bench bench-eval bench-train bench-corruptions cifar10c clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -65,6 +67,12 @@ sweep-zoo: data ## The study's main table: all 20 architectures, e.g. make sweep
 
 report: ## The study's tables from finished runs beside the paper's, e.g. make report RUNS="multirun/2026-12-01/*"
 	$(PYTHON) -m robustgen.report $(RUNS) --compare paper $(ARGS)
+
+paper: data cifar10c ## The whole study (zoo × {PGD-AT, vanilla} + CIFAR-10-C, hybrids, patches, ℓ1) then its report, e.g. make paper LAUNCHER=submitit_slurm ARGS="trainer=gpu"
+	$(PYTHON) -m robustgen.study $(STUDY_LAUNCHER) $(ARGS)
+
+paper-smoke: data ## The same pipeline at quickstart scale on VGG, ViT and CoAtNet (CPU, ~20 min): every table and figure in multirun/paper_smoke/report
+	$(PYTHON) -m robustgen.study --smoke $(STUDY_LAUNCHER) $(ARGS)
 
 zoo: ## Table of every architecture: parameters vs paper, MACs, CPU latency
 	$(PYTHON) -m robustgen.zoo

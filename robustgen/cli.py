@@ -132,7 +132,7 @@ def check_values(cfg: DictConfig) -> None:
     except OmegaConfBaseException as err:  # e.g. ${div:8,0}, or an interpolation to a missing key
         raise ConfigError(f"cannot resolve the config: {str(err).splitlines()[0]}") from None
     for key, value in flatten(values).items():
-        if isinstance(value, str) and _FRACTION.match(value):
+        if isinstance(value, str) and _FRACTION.match(value) and not key.endswith(".shard"):  # shards are "i/n"
             a, b = (part.strip() for part in value.split("/"))
             raise ConfigError(f"{key}={value!r} is text, not a number; write it as '{key}=${{div:{a},{b}}}' "
                               f"(quoted for the shell) or as a decimal ({float(a) / float(b):.7g})")
@@ -152,6 +152,18 @@ def drop_unused_run_dir() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def note_failed_sweep_job(message: str) -> None:
+    """In a multirun, record the failure in the job's folder and refresh the sweep's summary
+    (the basic launcher stops at this job, so no end-of-sweep callback will run)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    from robustgen.sweep import line, record_failure, summarize
+
+    hydra_cfg = HydraConfig.get()
+    record_failure(hydra_cfg.runtime.output_dir, message)
+    print(line(summarize(hydra_cfg.sweep.dir)), file=sys.stderr)
+
+
 def hydra_app(config_name: str, interrupted: Callable[[DictConfig], str] | None = None):
     """Turn `task(cfg)` into a Hydra entry point (`main()`) whose user errors end as :func:`fail`.
     `interrupted(cfg)`, if given, says on Ctrl-C what was kept and how to continue."""
@@ -164,6 +176,7 @@ def hydra_app(config_name: str, interrupted: Callable[[DictConfig], str] | None 
                 return task(cfg)
             except RobustgenError as err:
                 drop_unused_run_dir()
+                note_failed_sweep_job(str(err))
                 fail(err)
             except KeyboardInterrupt:
                 if interrupted is None:

@@ -1,6 +1,8 @@
 """Entry point: evaluate a saved checkpoint against an attack set, without retraining.
 
     python -m robustgen.evaluate checkpoint=PATH eval=paper [eval.n_points=N] [data.root=...]
+    python -m robustgen.evaluate checkpoint=PATH eval=paper eval.shard=0/4,1/4,2/4,3/4 -m   (a job per shard)
+    python -m robustgen.evaluate merge SHARD_DIR...                                         (robustgen/eval/merge.py)
 
 checkpoint → model (read safely, architecture checked) → test set matching the checkpoint's data
 settings → sanity checks → worst case over the set (per-example outcomes saved, resumable) →
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 import robustgen  # noqa: F401  (registers the config resolvers)
@@ -24,6 +28,8 @@ from robustgen.checkpoint import load_model
 from robustgen.cli import build, config_choices, hydra_app
 from robustgen.errors import CheckpointError, ConfigError
 from robustgen.eval import EvalSettings, run_evaluation
+from robustgen.eval.merge import main as merge_main
+from robustgen.eval.merge import merge_if_complete
 from robustgen.results import RESULTS_FILE, write_results
 from robustgen.train import build_eval_attacks, corruption_source, print_summary
 
@@ -96,6 +102,10 @@ def evaluate(cfg: DictConfig) -> float:
     }
     path = write_results(output_dir, record)
     print_summary(record, path)
+    if settings.shard and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+        merged = merge_if_complete(HydraConfig.get().sweep.dir, output_dir)  # the last shard merges
+        if merged:
+            print(f"all {settings.shard[1]} shards done: merged into {merged}")
     return result.report.worst_case_acc
 
 
@@ -109,4 +119,6 @@ main = hydra_app("evaluate", interrupted=_interrupted)(evaluate)
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["merge"]:
+        sys.exit(merge_main(sys.argv[2:]))
     main()

@@ -155,6 +155,9 @@ def test_no_attack_is_identity(batch):
     (lambda: FAB("linf", 8 / 255, n_target_classes=0), "n_target_classes"),
     (lambda: AutoAttack("linf", 8 / 255, version="plus"), "version"),
     (lambda: AutoAttack("linf", 16), "pixel range"),
+    (lambda: AutoAttack("linf", 8 / 255, components=["apgd-ce"]), "components go with version=custom"),
+    (lambda: AutoAttack("linf", 8 / 255, version="custom"), "components go with version=custom"),
+    (lambda: AutoAttack("l1", 12, version="custom", components=["square"]), "unknown component"),
 ])
 def test_impossible_settings_are_refused_at_construction(make, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -168,6 +171,8 @@ def test_describe_says_which_variant_ran():
     assert "l1_variant" not in PGD("linf", 8 / 255, 20, 0.6 / 255).describe()
     aa = AutoAttack("l1", 12).describe()
     assert list(aa["components"]) == ["apgd-ce", "apgd-t"]
+    custom = AutoAttack("linf", 8 / 255, version="custom", components=["square", "apgd-ce"]).describe()
+    assert custom["version"] == "custom" and list(custom["components"]) == ["apgd-ce", "square"]  # standard order
     assert "hand-written" in aa["components"]["apgd-ce"]["implementation"]
     assert AutoAttack("linf", 8 / 255).describe()["components"]["square"]["n_queries"] == 5000
 

@@ -1,11 +1,14 @@
 """`python -m robustgen -m ...` as a user runs it: a real Hydra multirun in a subprocess."""
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tests.hydra_helpers import TINY
 
@@ -26,6 +29,19 @@ def test_patch_size_sweep_runs_one_job_per_study_patch_size(tmp_path, cifar_root
     results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/results.json"))]
     assert sorted(r["arch"]["patch_size"] for r in results) == [2, 4, 8]
     assert len({r["best_checkpoint"] for r in results}) == 3  # no job overwrote another's folder
+    # the report over this real sweep, with one job's results lost: it is listed as missing
+    from robustgen.report.__main__ import main as report
+
+    lost = sorted(sweep_dir.glob("*/results.json"))[0]
+    lost.unlink()
+    assert report([str(sweep_dir), "--compare", "paper", "--out", str(tmp_path / "report")]) == 0
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "Missing: 1 sweep job(s)" in md and str(lost.parent) in md
+    rows = {r["architecture"]: r for r in csv.DictReader((tmp_path / "report" / "hybrids_patches.csv").open())}
+    for record in results[1:]:  # results[0] is the lost job's (both sorted by folder)
+        row = rows[f"ViT p={record['arch']['patch_size']}"]
+        assert float(row["worst_case"]) == pytest.approx(record["worst_case_acc"])
+        assert float(row["clean"]) == pytest.approx(record["clean_acc"])
 
 
 def test_two_sweeps_started_together_never_collide(tmp_path, cifar_root):

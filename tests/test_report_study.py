@@ -83,7 +83,8 @@ def test_claims_on_the_paper_s_own_numbers_agree_with_the_paper(study):
 @pytest.mark.parametrize("ours, ci, paper, says", [
     (3.0, (1.0, 5.0), 2.0, "supported"), (-3.0, (-5.0, -1.0), 2.0, "contradicted"),
     (1.0, (-1.0, 3.0), 2.0, "same sign, interval includes 0"),
-    (-1.0, (-3.0, 1.0), 2.0, "opposite sign, interval includes 0"), (1.0, (0.5, 2.0), float("nan"), "not testable")])
+    (-1.0, (-3.0, 1.0), 2.0, "opposite sign, interval includes 0"), (1.0, (0.5, 2.0), float("nan"), "not testable"),
+    (0.0, (-1.0, 1.0), -2.0, "no difference")])
 def test_verdict_reads_the_interval_against_the_paper_s_sign(ours, ci, paper, says):
     assert verdict(ours, ci, paper) == says
 

@@ -32,7 +32,7 @@ from robustgen.attack.pgd import check_common
 from robustgen.attack.torchattacks_wrap import APGD, APGDT, FAB, Square
 from robustgen.errors import ConfigError
 
-VERSIONS = ("standard",)
+VERSIONS = ("standard", "custom")
 
 
 @dataclass
@@ -47,15 +47,30 @@ class ComponentEvent:
 
 
 class AutoAttack(Attack):
-    """AutoAttack for norm "linf", "l2" or "l1" at radius eps (pixel units of [0, 1] images)."""
+    """AutoAttack for norm "linf", "l2" or "l1" at radius eps (pixel units of [0, 1] images).
 
-    def __init__(self, norm: str = "linf", eps: float = 8 / 255, version: str = "standard", **kwargs):
+    `version="custom"` with `components` (e.g. ["apgd-ce", "apgd-t"]) runs only those of the
+    standard components, in the standard order — the reference's ``version='custom',
+    attacks_to_run=[...]``; describe() records which, so such results never pass for the standard
+    version. Raises ConfigError for an unknown version or component, or components without custom."""
+
+    def __init__(self, norm: str = "linf", eps: float = 8 / 255, version: str = "standard",
+                 components: list[str] | None = None, **kwargs):
         super().__init__(eps, **kwargs)
         check_common("AutoAttack", norm, eps, ("linf", "l2", "l1"))
         if version not in VERSIONS:
             raise ConfigError(f"AutoAttack: version must be one of {VERSIONS}, got {version!r}")
+        if (version == "custom") != bool(components):
+            raise ConfigError("AutoAttack: components go with version=custom (and custom needs components), "
+                              f"got version={version!r}, components={components!r}")
         self.norm, self.version = norm, version
         self.components = self._components()
+        if components:
+            unknown = sorted(set(components) - set(self.components))
+            if unknown:
+                raise ConfigError(f"AutoAttack-{norm}: unknown component(s) {', '.join(unknown)}; "
+                                  f"choose from {', '.join(self.components)}")
+            self.components = {k: v for k, v in self.components.items() if k in components}
         self._listeners: list[Callable[[ComponentEvent], None]] = []
 
     @contextmanager

@@ -8,9 +8,11 @@ common-corruption cell, then the results.json fields. Each phase reports its pro
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -30,6 +32,25 @@ SANITY_BEFORE, ATTACKS, SANITY_AFTER, CORRUPTIONS = ("sanity checks before", "at
                                                      "corruptions")
 
 
+def parse_shard(value) -> tuple[int, int] | None:
+    """"i/n" (0 ≤ i < n) → (i, n); None stays None. Raises ConfigError otherwise."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", str(value))
+    if not match or not int(match.group(1)) < int(match.group(2)):
+        raise ConfigError(f"eval.shard must be 'i/n' with 0 ≤ i < n (e.g. eval.shard=0/4), got {value!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def shard_positions(n: int, shard: tuple[int, int] | None) -> list[int]:
+    """Positions of the test points in shard (i, n_shards) of the first `n`: the i-th of n_shards
+    contiguous, disjoint blocks of near-equal size (numpy.array_split's), so shard 0 holds the
+    first points (where the sanity checks run)."""
+    if shard is None:
+        return list(range(n))
+    return [int(k) for k in np.array_split(np.arange(n), shard[1])[shard[0]]]
+
+
 @dataclass
 class EvalSettings:
     """conf/eval/<name>.yaml without its attacks (those are built by the entry point)."""
@@ -40,6 +61,7 @@ class EvalSettings:
     per_attack: bool = True             # every attack on every point (per-attack accuracies) vs cascade
     sanity: SanitySettings = field(default_factory=SanitySettings)
     corrupted: CorruptionSettings = field(default_factory=CorruptionSettings)
+    shard: tuple[int, int] | None = None  # (i, n): evaluate the i-th of n disjoint slices (merge.py joins them)
 
     @classmethod
     def from_dict(cls, values: dict, name: str | None = None) -> EvalSettings:
@@ -51,7 +73,11 @@ class EvalSettings:
             raise ConfigError(f"eval.batch_size must be an integer ≥ 1, got {batch_size!r}")
         settings = cls(name=name, n_points=n_points, batch_size=batch_size,
                        per_attack=bool(values.get("per_attack", True)), sanity=SanitySettings.from_dict(values.get("sanity")),
-                       corrupted=CorruptionSettings.from_dict(values.get("corrupted")))
+                       corrupted=CorruptionSettings.from_dict(values.get("corrupted")),
+                       shard=parse_shard(values.get("shard")))
+        if settings.shard and settings.corrupted.enabled:
+            raise ConfigError("eval.shard splits the attack set's test points; evaluate corruptions unsharded "
+                              "(drop eval/corrupted=all, or run eval=corruptions separately)")
         if "attacks" in values and not values["attacks"] and not settings.corrupted.enabled:
             raise ConfigError("eval.attacks is empty: the evaluation needs at least one attack "
                               "(or common corruptions: eval=corruptions, or eval/corrupted=all with any set)")
@@ -69,6 +95,7 @@ class EvalResult:
     sanity_points: int = 0
     corruptions: CorruptionReport | None = None
     seconds_by_phase: dict[str, float] = field(default_factory=dict)
+    total_points: int = 0               # points of the whole evaluation (a shard's n_points is its part)
 
     def metrics(self) -> dict[str, float]:
         """test/acc/... of the test set and, with corruptions, test/corruption/... of every cell."""
@@ -82,6 +109,8 @@ class EvalResult:
             "worst_case_acc": r.worst_case_acc, "metrics": self.metrics(),
             **({"corruptions": self.corruptions.record()} if self.corruptions else {}),
             "eval": {"set": s.name, "attacks": self.attacks, "n_points": r.n_points, "per_attack": s.per_attack,
+                     "shard": f"{s.shard[0]}/{s.shard[1]}" if s.shard else None,
+                     "total_points": self.total_points or r.n_points,
                      "batch_size": s.batch_size,
                      "outcomes_file": str(self.outcomes_path) if self.outcomes_path else None,
                      "resumed_points": r.resumed_points, "seconds_all_runs": r.seconds_all_runs,
@@ -118,8 +147,11 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
         raise ConfigError("eval.corrupted is enabled but no corrupted test sets were given")
     device = next(model.parameters()).device
     n = len(dataset) if settings.n_points is None else min(settings.n_points, len(dataset))
+    positions = shard_positions(n, settings.shard)
     flags: list[SanityFlag] = []
-    n_sanity = min(settings.sanity.n_points, n) if settings.sanity.enabled and attacks else 0
+    # sharded: the sanity checks run in shard 0, on its points (the first ones)
+    n_sanity = min(settings.sanity.n_points, len(positions)) \
+        if settings.sanity.enabled and attacks and (settings.shard is None or settings.shard[0] == 0) else 0
     if 0 < n_sanity < settings.sanity.n_points:
         log.info("sanity checks on %d points: no more than the evaluation's (eval.sanity.n_points=%d)", n_sanity,
                  settings.sanity.n_points)
@@ -135,12 +167,15 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
         if path is not None:
             log.info("per-example outcomes: %s (an interrupted evaluation resumes from it when rerun into %s)",
                      path, path.parent)
-        batches = -(-n // settings.batch_size)
         named = f" `{settings.name}`" if settings.name else ""
         which = f"{named} ({', '.join(attacks)})" if attacks else " (none: clean accuracy)"
-        with reporter.phase(ATTACKS, f"{which} on {n} points, {batches} batch{'es' if batches > 1 else ''}"):
+        sharded = f" (shard {settings.shard[0]}/{settings.shard[1]} of {n})" if settings.shard else ""
+        batches = -(-len(positions) // settings.batch_size)
+        with reporter.phase(ATTACKS, f"{which} on {len(positions)} points{sharded}, "
+                                     f"{batches} batch{'es' if batches > 1 else ''}"):
             try:
-                report = evaluate_worst_case(model, dataset, attacks, n_points=n, batch_size=settings.batch_size,
+                report = evaluate_worst_case(model, dataset, attacks, n_points=n, positions=positions,
+                                             batch_size=settings.batch_size,
                                              per_attack=settings.per_attack, progress=reporter, state_path=path,
                                              data_tag=data_tag, num_workers=num_workers)
             finally:  # the set's PGDs keep the sanity points' iterates only while the set runs
@@ -162,4 +197,4 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
     phases = dict(reporter.phases)
     log.info("evaluation took %s", reporter.summary())
     return EvalResult(report, flags, settings, {k: a.describe() for k, a in attacks.items()}, path,
-                      phases.get(SANITY_BEFORE, 0.0) + phases.get(SANITY_AFTER, 0.0), n_sanity, corrupted, phases)
+                      phases.get(SANITY_BEFORE, 0.0) + phases.get(SANITY_AFTER, 0.0), n_sanity, corrupted, phases, n)

@@ -163,7 +163,8 @@ def dataset_ids(dataset: Dataset, n: int) -> list[int]:
 def evaluate_worst_case(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack], *,
                         n_points: int | None = None, batch_size: int = 256, per_attack: bool = True,
                         device: torch.device | str | None = None, progress: bool | Reporter = True,
-                        state_path: str | Path | None = None, data_tag: str = "", num_workers: int = 0) -> EvalReport:
+                        state_path: str | Path | None = None, data_tag: str = "", num_workers: int = 0,
+                        positions: list[int] | None = None) -> EvalReport:
     """Evaluate `model` on the first `n_points` items (x, y, example_id) of `dataset`.
 
     With `state_path`, per-example outcomes are saved there after every batch, and points already
@@ -171,6 +172,8 @@ def evaluate_worst_case(model: nn.Module, dataset: Dataset, attacks: dict[str, A
     data: `data_tag` and the data set's content) are not evaluated again. `n_points` may grow
     between runs: only the new points are evaluated. `progress`: a Reporter (progress.py) to report
     through, or whether to report at all (a rich bar on a terminal, plain lines otherwise).
+    `positions`: only these of the first `n_points` (a shard, run.shard_positions); the outcomes'
+    fingerprint does not depend on them, so shards of one evaluation merge (merge.py).
     """
     start = time.perf_counter()
     device = torch.device(device) if device is not None else next(model.parameters()).device
@@ -184,13 +187,15 @@ def evaluate_worst_case(model: nn.Module, dataset: Dataset, attacks: dict[str, A
     path = Path(state_path) if state_path is not None else None
     with_components = [name for name, a in attacks.items() if callable(getattr(a, "watch", None))]
     outcomes = Outcomes.resume_or_start(path, list(attacks), eval_fingerprint(about), about, with_components)
-    ids = dataset_ids(dataset, n)
-    todo = [pos for pos, i in enumerate(ids) if i not in outcomes]
-    resumed = n - len(todo)
+    all_ids = dataset_ids(dataset, n)
+    chosen = range(n) if positions is None else positions
+    ids = [all_ids[pos] for pos in chosen]
+    todo = [pos for pos in chosen if all_ids[pos] not in outcomes]
+    resumed = len(ids) - len(todo)
     loader = DataLoader(Subset(dataset, todo), batch_size=batch_size, shuffle=False, num_workers=num_workers)
 
     reporter = Reporter.of(progress)
-    with reporter, reporter.evaluation(n, resumed, list(attacks), len(loader)) as tracker:
+    with reporter, reporter.evaluation(len(ids), resumed, list(attacks), len(loader)) as tracker:
         for x, y, example_ids in loader:
             batch_start = time.perf_counter()
             tracker.start_batch(len(y))

@@ -26,6 +26,8 @@ def verdict(ours: float, ci: tuple[float, float], paper: float) -> str:
     if any(math.isnan(v) for v in (ours, *ci, paper)):
         return "not testable"
     sign = math.copysign(1.0, paper)
+    if ours == 0:
+        return "no difference"
     if ci[0] > 0 or ci[1] < 0:  # the interval excludes 0
         return "supported" if math.copysign(1.0, ours) == sign else "contradicted"
     return "same sign, interval includes 0" if math.copysign(1.0, ours) == sign else "opposite sign, interval includes 0"

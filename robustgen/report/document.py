@@ -122,7 +122,7 @@ def sparsity_section(doc: Document, runs: list[Run]) -> None:
         return
     rows = []
     for run in measured:
-        rows.append({**run_row(run.path / "results.json"), "run": run.label})
+        rows.append({**run_row(run.path / "results.json"), "run": run.label + (" (vanilla)" if run.vanilla else "")})
     rows.sort(key=lambda r: (str(r["arch"]), r["lambda"], r["run"]))
     shown = pd.DataFrame(rows).drop(columns=["path"]).assign(**{"lambda": [f"{r['lambda']:g}" for r in rows]})
     doc.frame("Sparsity vs robustness", shown, "sparsity_analysis")

@@ -65,8 +65,9 @@ def worst_case(table: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> P
     rows = table[table["worst_case"].notna().astype(bool)].copy()
     rows["mean"] = [c["mean"] for c in rows["worst_case"]]
     rows = rows.sort_values("mean")
-    low = [c["mean"] - c["ci"][0] for c in rows["worst_case"]]
-    high = [c["ci"][1] - c["mean"] for c in rows["worst_case"]]
+    # clipped at 0: a Wilson bound at 0 or 100% can sit a rounding error beyond the mean
+    low = [max(0.0, c["mean"] - c["ci"][0]) for c in rows["worst_case"]]
+    high = [max(0.0, c["ci"][1] - c["mean"]) for c in rows["worst_case"]]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.4))
     y = range(len(rows))
     ax.barh(y, rows["mean"], xerr=[low, high], color=[FAMILY_COLOURS[f] for f in rows["family"]], alpha=0.8,
