@@ -12,7 +12,7 @@ CONSTRAINTS ?= constraints.txt
 LATEST_VENV ?= .venv-latest
 
 .DEFAULT_GOAL := help
-.PHONY: help install lock test-latest data test test-slow fidelity quickstart train train-gpu sweep-patch sweep-zoo report paper paper-smoke zoo bench bench-eval bench-train bench-corruptions cifar10c clean
+.PHONY: help install lock test-latest data test test-slow fidelity quickstart train train-gpu sweep-patch sweep-zoo report paper paper-smoke test-cluster zoo bench bench-eval bench-train bench-corruptions cifar10c clean
 
 help: ## Show this help
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -45,6 +45,10 @@ test: data ## Run the default test suite (CPU, under 10 minutes)
 
 test-slow: data ## Run only the slow tests (heavy architectures, attack comparisons)
 	$(PYTHON) -m pytest -q -m slow
+
+test-cluster: data ## A real one-node SLURM (as root: installs slurm-wlm + munge, starts them), then tests/cluster (sweep, requeue, shards)
+	bash tests/cluster/slurm_up.sh up
+	$(PYTHON) -m pytest -q -m cluster tests/cluster; status=$$?; bash tests/cluster/slurm_up.sh down; exit $$status
 
 fidelity: data ## eval=paper vs the study's toolkits (foolbox 3, ART 1.17) on a small trained CNN (10-15 min on 2 cores; installs the fidelity extra)
 	$(PYTHON) -m pip install -q -c $(CONSTRAINTS) -e ".[dev,fidelity]"

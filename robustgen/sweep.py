@@ -36,7 +36,8 @@ def planned_jobs(config: DictConfig) -> int | None:
 
     if "BasicSweeper" not in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
         return None
-    params = OmegaConf.to_container(config.hydra.sweeper.params or {}, resolve=True)
+    params = config.hydra.sweeper.params
+    params = OmegaConf.to_container(params, resolve=True) if params else {}
     overrides = [f"{k}={v}" for k, v in params.items()] + list(config.hydra.overrides.task)
     parsed = OverridesParser.create().parse_overrides(overrides)
     counts = {o.get_key_element(): len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1

@@ -29,6 +29,8 @@ def test_patch_size_sweep_runs_one_job_per_study_patch_size(tmp_path, cifar_root
     results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/results.json"))]
     assert sorted(r["arch"]["patch_size"] for r in results) == [2, 4, 8]
     assert len({r["best_checkpoint"] for r in results}) == 3  # no job overwrote another's folder
+    summary = json.loads((sweep_dir / "summary.json").read_text())  # written when the multirun ended
+    assert summary["planned"] == 3 and len(summary["done"]) == 3 and not summary["failed"] + summary["missing"]
     # the report over this real sweep, with one job's results lost: it is listed as missing
     from robustgen.report.__main__ import main as report
 
