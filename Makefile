@@ -8,6 +8,7 @@ ARGS ?=
 RUNS ?= outputs multirun
 LAUNCHER ?=
 STUDY_LAUNCHER = $(if $(LAUNCHER),--launcher $(LAUNCHER),)
+HYDRA_LAUNCHER = $(if $(LAUNCHER),hydra/launcher=$(LAUNCHER),)
 CONSTRAINTS ?= constraints.txt
 LATEST_VENV ?= .venv-latest
 
@@ -64,15 +65,15 @@ train-gpu: data ## Full recipe on one GPU (bf16), e.g. make train-gpu ARGS="arch
 	$(PYTHON) -m robustgen trainer=gpu data.num_workers=8 $(ARGS)
 
 sweep-patch: data ## Patch-size sweep of the study, e.g. make sweep-patch ARGS="arch=pvtv2"
-	$(PYTHON) -m robustgen -m +sweep=patch_size $(ARGS)
+	$(PYTHON) -m robustgen -m +sweep=patch_size $(HYDRA_LAUNCHER) $(ARGS)
 
-sweep-zoo: data ## The study's main table: all 20 architectures, e.g. make sweep-zoo ARGS="trainer=gpu eval=paper"
-	$(PYTHON) -m robustgen -m +sweep=zoo $(ARGS)
+sweep-zoo: data ## The study's main table: all 20 architectures, e.g. make sweep-zoo LAUNCHER=slurm ARGS="trainer=gpu eval=paper"
+	$(PYTHON) -m robustgen -m +sweep=zoo $(HYDRA_LAUNCHER) $(ARGS)
 
 report: ## The study's tables from finished runs beside the paper's, e.g. make report RUNS="multirun/2026-12-01/*"
 	$(PYTHON) -m robustgen.report $(RUNS) --compare paper $(ARGS)
 
-paper: data cifar10c ## The whole study (zoo × {PGD-AT, vanilla} + CIFAR-10-C, hybrids, patches, ℓ1) then its report, e.g. make paper LAUNCHER=submitit_slurm ARGS="trainer=gpu"
+paper: data cifar10c ## The whole study (zoo × {PGD-AT, vanilla} + CIFAR-10-C, hybrids, patches, ℓ1) then its report, e.g. make paper LAUNCHER=slurm ARGS="trainer=gpu"
 	$(PYTHON) -m robustgen.study $(STUDY_LAUNCHER) $(ARGS)
 
 paper-smoke: data ## The same pipeline at quickstart scale on VGG, ViT and CoAtNet (CPU, ~20 min): every table and figure in multirun/paper_smoke/report

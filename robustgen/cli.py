@@ -192,6 +192,12 @@ def hydra_app(config_name: str, interrupted: Callable[[DictConfig], str] | None 
                 return app()
             except (HydraException, OmegaConfBaseException) as err:  # unknown option or key, bad override
                 fail(_hydra_message(err))
+            except Exception as err:  # noqa: BLE001 — only the cluster's refusal is a user error here
+                if type(err).__name__ != "FailedJobError":  # submitit: sbatch refused the jobs
+                    raise
+                lines = [line for line in str(err).splitlines() if line.strip()]
+                fail(f"SLURM refused the jobs ({lines[0] if lines else err}); check hydra.launcher.partition, "
+                     "account and qos (or ROBUSTGEN_SLURM_PARTITION / _ACCOUNT / _QOS): `sinfo` lists the partitions")
             finally:
                 if previous is None:
                     os.environ.pop("HYDRA_FULL_ERROR", None)
@@ -213,4 +219,7 @@ def _hydra_message(err: Exception) -> str:
     cause = err.__cause__
     if isinstance(cause, OmegaConfBaseException) and str(cause).splitlines()[0] not in message:
         message += f": {str(cause).splitlines()[0]}"
+    if "hydra/launcher/submitit" in message or ("hydra/launcher" in message and "submitit" not in message):
+        message += ("; the slurm and local launchers need hydra-submitit-launcher "
+                    "(pip install hydra-submitit-launcher, or reinstall robustgen: make install)")
     return message.replace("\n", " ")

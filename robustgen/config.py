@@ -70,6 +70,15 @@ def cpu_precision() -> str:
     return "bf16-mixed" if any(check is not None and check() for check in checks) else "32-true"
 
 
+def on_gpu(accelerator: str) -> bool:
+    """Whether a trainer with this accelerator runs on GPUs: "gpu"/"cuda", or "auto" where CUDA is
+    available. trainer=ddp turns BatchNorm into SyncBatchNorm only then: torch's SyncBatchNorm
+    refuses CPU modules, so DDP on CPU keeps each rank's own BatchNorm statistics."""
+    import torch
+
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("run_group"):
         OmegaConf.register_new_resolver("run_group", run_group)
@@ -83,3 +92,5 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
     if not OmegaConf.has_resolver("cpu_precision"):
         OmegaConf.register_new_resolver("cpu_precision", cpu_precision)
+    if not OmegaConf.has_resolver("on_gpu"):
+        OmegaConf.register_new_resolver("on_gpu", on_gpu)

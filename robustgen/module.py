@@ -90,14 +90,14 @@ class AdversarialClassifier(L.LightningModule):
         out = self.method(self.net, self.layout(x), y)
         loss = out.loss
         for name, term in out.terms.items():
-            self.log(f"train/{name}", term, on_step=False, on_epoch=True, prog_bar=name == "loss_adv",
+            self.log(f"train/{name}", term, on_step=False, on_epoch=True, sync_dist=True, prog_bar=name == "loss_adv",
                      batch_size=len(y))
         self.log("train/acc_adv", (out.logits_adv.argmax(1) == y).float().mean() * 100, on_step=False,
-                 on_epoch=True, prog_bar=True, batch_size=len(y))
+                 on_epoch=True, sync_dist=True, prog_bar=True, batch_size=len(y))
         if self.regularizer.active:
             penalty = self.regularizer(self.model)
             loss = loss + penalty
-            self.log("train/loss_reg", penalty, on_step=False, on_epoch=True, batch_size=len(y))
+            self.log("train/loss_reg", penalty, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(y))
         return loss
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -105,12 +105,14 @@ class AdversarialClassifier(L.LightningModule):
         x, net = self.layout(x), self.net
         if dataloader_idx == ADV_LOADER and self.val_fgsm is not None:
             fgsm = (net(self.val_fgsm(net, x, y)).argmax(1) == y).float().mean() * 100
-            self.log("val/acc_fgsm", fgsm, on_epoch=True, batch_size=len(y), add_dataloader_idx=False)
+            self.log("val/acc_fgsm", fgsm, on_epoch=True, sync_dist=True, batch_size=len(y),
+                     add_dataloader_idx=False)
         if dataloader_idx == ADV_LOADER:
             self._worst_case_step(net, x, y, ids)
             return
         acc = (net(x).argmax(1) == y).float().mean() * 100
-        self.log("val/acc_clean", acc, on_epoch=True, prog_bar=True, batch_size=len(y), add_dataloader_idx=False)
+        self.log("val/acc_clean", acc, on_epoch=True, sync_dist=True, prog_bar=True, batch_size=len(y),
+                 add_dataloader_idx=False)
 
     def _worst_case_step(self, net: nn.Module, x: Tensor, y: Tensor, ids: Tensor) -> None:
         """Every validation attack on the batch; logs each accuracy, val/acc_adv (`val_attack`'s,
@@ -122,14 +124,14 @@ class AdversarialClassifier(L.LightningModule):
             if among.any():
                 survived[among] = correct(net, attack(net, x[among], y[among], example_ids=ids[among]), y[among])
             if self.val_per_attack or k == 0:
-                self.log(f"val/acc/{name}", survived.float().mean() * 100, on_epoch=True, batch_size=len(y),
-                         add_dataloader_idx=False)
+                self.log(f"val/acc/{name}", survived.float().mean() * 100, on_epoch=True, sync_dist=True,
+                         batch_size=len(y), add_dataloader_idx=False)
             if name == self.val_attack_name:
-                self.log("val/acc_adv", survived.float().mean() * 100, on_epoch=True, prog_bar=True,
+                self.log("val/acc_adv", survived.float().mean() * 100, on_epoch=True, sync_dist=True, prog_bar=True,
                          batch_size=len(y), add_dataloader_idx=False)
             held &= survived
-        self.log("val/acc_worst", held.float().mean() * 100, on_epoch=True, prog_bar=True, batch_size=len(y),
-                 add_dataloader_idx=False)
+        self.log("val/acc_worst", held.float().mean() * 100, on_epoch=True, sync_dist=True, prog_bar=True,
+                 batch_size=len(y), add_dataloader_idx=False)
 
     def configure_optimizers(self):
         total = int(self.trainer.estimated_stepping_batches)

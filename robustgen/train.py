@@ -136,6 +136,12 @@ def train(cfg: DictConfig) -> float:
     # weights_only: the file was already read safely above; Lightning reads it the same way.
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     train_seconds = time.perf_counter() - start
+    if trainer.world_size > 1:  # DDP (trainer=ddp): the final evaluation and results.json are rank 0's
+        best_path = trainer.strategy.broadcast(checkpoint.best_model_path)
+        trainer.strategy.barrier()
+        if trainer.global_rank != 0:
+            return float("nan")
+        checkpoint.best_model_path = best_path
 
     best = checkpoint.best_model_path or str(output_dir / "checkpoints" / "last.ckpt")
     best_model, _ = load_model(best, expected_arch=cfg.arch.name)
@@ -157,6 +163,7 @@ def train(cfg: DictConfig) -> float:
         "method": method.describe(), "train_attack": method.attack.describe(),
         "eval_attacks": {k: a.describe() for k, a in eval_attacks.items()},
         "regularizer": regularizer.describe(), "epochs": trainer.current_epoch,
+        "world_size": trainer.world_size,
         "best_checkpoint": str(best), "checkpoint_monitor": cfg.checkpoint.monitor,
         "best_val_score": _float(checkpoint.best_model_score),
         "best_val_acc_clean": (_float(checkpoint.best_model_score) if cfg.checkpoint.monitor == "val/acc_clean"

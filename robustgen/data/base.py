@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from robustgen.data.datasets import EpochShuffle, SeededAugmentation, fixed_subset
 from robustgen.errors import ConfigError
@@ -77,13 +77,24 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled and augmented from (seed, epoch) alone, so that a resumed run sees the same
-        batches as the uninterrupted one (robustgen/resume.py)."""
-        return self._loader(self._train, self.batch_size, EpochShuffle(len(self._train), self.seed, self.augmentation))
+        batches as the uninterrupted one (robustgen/resume.py). Under DDP (trainer=ddp) rank r of
+        w takes every w-th image of that order, so the ranks' batches k together are batch k of one
+        process with a w-times larger batch (Lightning's own sampler would reshuffle: ddp.yaml turns
+        it off)."""
+        rank, world = _rank_and_world()
+        return self._loader(self._train, self.batch_size,
+                            EpochShuffle(len(self._train), self.seed, self.augmentation, rank=rank, world=world))
 
     def val_dataloader(self) -> list[DataLoader]:
-        """Two loaders: 0 = every validation image (clean), 1 = the fixed subset that is attacked."""
+        """Two loaders: 0 = every validation image (clean), 1 = the fixed subset that is attacked.
+        Under DDP each rank validates its slice (DistributedSampler without shuffling; the metrics
+        are averaged over ranks, exact when the sizes divide by the number of ranks)."""
         adv = self._val.subset(torch.arange(min(self.val_adv_points, len(self._val))))
-        return [self._loader(self._val, self.eval_batch_size), self._loader(adv, self.eval_batch_size)]
+        rank, world = _rank_and_world()
+        shard = (lambda d: DistributedSampler(d, num_replicas=world, rank=rank, shuffle=False)) if world > 1 \
+            else (lambda d: None)
+        return [self._loader(self._val, self.eval_batch_size, shard(self._val)),
+                self._loader(adv, self.eval_batch_size, shard(adv))]
 
     def test_dataset(self):
         """The full test split, un-augmented, in its official order (evaluations use a prefix)."""
@@ -94,3 +105,10 @@ class ClassificationDataModule(L.LightningDataModule):
         """A fixed subset of `n` training images without augmentation (robust generalization gap)."""
         self.setup("fit")
         return self._train_plain.subset(torch.arange(min(n, len(self._train_plain))))
+
+
+def _rank_and_world() -> tuple[int, int]:
+    """(rank, world size) of this process in torch.distributed's default group, (0, 1) outside DDP."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1

@@ -50,8 +50,10 @@ class EpochShuffle(Sampler[int]):
     """A new order each epoch, drawn from (seed, epoch) alone. Lightning calls `set_epoch` before
     every epoch (resumed ones included); the epoch is passed on to the data set's augmentation."""
 
-    def __init__(self, n: int, seed: int, augmentation: SeededAugmentation | None = None):
+    def __init__(self, n: int, seed: int, augmentation: SeededAugmentation | None = None, rank: int = 0,
+                 world: int = 1):
         self.n, self.seed, self.epoch, self.augmentation = n, int(seed), 0, augmentation
+        self.rank, self.world = rank, world  # DDP: this rank's share is every world-th item of the order
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -60,10 +62,10 @@ class EpochShuffle(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         order = torch.randperm(self.n, generator=torch.Generator().manual_seed(mixed_seed(self.seed, self.epoch)))
-        return iter(order.tolist())
+        return iter(order.tolist()[self.rank::self.world])
 
     def __len__(self) -> int:
-        return self.n
+        return len(range(self.rank, self.n, self.world))
 
 
 class IndexedTensorDataset(Dataset):

@@ -81,7 +81,7 @@ class SparsityMonitor(L.Callback):
         gap = self._robust_gap(trainer, pl_module)
         for key, value in {**metrics, **gap}.items():
             if key not in ("val/acc_adv_at_gap", "val/acc_worst_at_gap"):  # the module logs them
-                pl_module.log(key, value, on_step=False, on_epoch=True)
+                pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=True)
         entry.update(metrics, **gap)
         self.history.append(entry)
 

@@ -118,3 +118,12 @@ def test_a_sharded_evaluation_runs_as_a_job_array_and_merges(uninterrupted, tmp_
     a = json.loads((sweep / "merged" / "eval_outcomes.json").read_text())["examples"]
     b = json.loads((tmp_path / "whole" / "eval_outcomes.json").read_text())["examples"]
     assert a == b
+
+
+def test_an_unknown_partition_is_one_line_naming_the_setting(tmp_path, cifar_root):
+    done = subprocess.run([sys.executable, "-m", "robustgen", "-m", *RUN, f"data.root={cifar_root}", *SLURM,
+                           "hydra.launcher.partition=nosuch", f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+                          cwd=tmp_path, env=env(), capture_output=True, text=True, timeout=300)
+    ours = [line for line in done.stderr.splitlines() if line.startswith("robustgen: error:")]
+    assert done.returncode == 2 and len(ours) == 1 and "Traceback" not in done.stderr
+    assert "invalid partition" in ours[0] and "hydra.launcher.partition" in ours[0]

@@ -1,0 +1,66 @@
+"""`trainer=ddp` with 2 CPU processes (gloo), as a user runs it: the ranks together train the model
+one process trains at the same global batch, and rank 0 alone evaluates and writes results.json."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# No dropout: the one source of randomness not keyed by (seed, epoch, example), see the test's doc.
+RUN = ["experiment=smoke", "logger=csv", "progress_bar=false", "arch=vit", "+arch.embed_dim=32", "+arch.depth=1",
+       "+arch.num_heads=2", "+arch.drop_rate=0.0", "trainer.max_epochs=2", "data.train_subset=128",
+       "data.val_size=64", "data.val_adv_points=32", "data.eval_batch_size=32", "attack.steps=2", "val_attack.steps=2",
+       "callbacks.sparsity.train_points=32", "eval=quick", "eval.n_points=64", "eval.batch_size=32",
+       "eval.sanity.enabled=false"]
+# All-reduce sums gradients in another order than one process does: the weights agree to float
+# rounding, losses to 1e-4 (relative), and an accuracy may differ by one example of the set it is
+# measured on (an adversarial example whose argmax flips): 128 training, 64 validation, 32 attacked
+# validation and 64 test points.
+LOSS_TOLERANCE = 1e-4
+ONE_OF = {"train/": 128, "val/acc_clean": 64, "val/": 32, "final": 64}
+
+
+def one_example(metric: str) -> float:
+    return 100 / next(n for prefix, n in ONE_OF.items() if metric.startswith(prefix)) + 1e-9
+
+
+def run(out: Path, cifar_root: Path, *extra: str) -> dict:
+    done = subprocess.run([sys.executable, "-m", "robustgen", *RUN, f"data.root={cifar_root}", f"hydra.run.dir={out}",
+                           *extra], cwd=out.parent, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "results.json").read_text())
+
+
+def epoch_metrics(out: Path) -> dict[tuple[str, str], float]:
+    rows = list(csv.DictReader(next(out.rglob("metrics.csv")).open()))
+    return {(r["epoch"], k): float(v) for r in rows for k, v in r.items() if v and k.startswith(("train/", "val/"))}
+
+
+def test_two_ranks_train_what_one_process_trains_at_the_same_global_batch(tmp_path, cifar_root):
+    one = run(tmp_path / "one", cifar_root, "trainer=cpu", "data.batch_size=64")
+    two = run(tmp_path / "two", cifar_root, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
+              "data.batch_size=32")
+    assert (one["world_size"], two["world_size"]) == (1, 2)
+    assert two["n_points"] == one["n_points"] == 64
+    assert two["clean_acc"] == pytest.approx(one["clean_acc"], abs=one_example("final"))
+    assert two["worst_case_acc"] == pytest.approx(one["worst_case_acc"], abs=one_example("final"))
+    for name, acc in one["attack_acc"].items():
+        assert two["attack_acc"][name] == pytest.approx(acc, abs=one_example("final")), name
+    a, b = epoch_metrics(tmp_path / "one"), epoch_metrics(tmp_path / "two")
+    assert a.keys() == b.keys() and any(k[1] == "train/loss_adv" for k in a)
+    for key, value in a.items():
+        if "loss" in key[1]:
+            assert b[key] == pytest.approx(value, rel=LOSS_TOLERANCE), key
+        else:  # accuracies over the same images: validation slices are averaged over the ranks
+            assert b[key] == pytest.approx(value, abs=one_example(key[1])), key
+    # rank 0 alone evaluated: one outcomes file with each test point once; rank 1 logged beside it
+    ids = json.loads((tmp_path / "two" / "eval_outcomes.json").read_text())["examples"]["id"]
+    assert ids == list(range(64))
+    assert (tmp_path / "two" / "train_ddp_process_1.log").is_file()
