@@ -107,6 +107,8 @@ CASES = [
     # unknown options, keys and knobs
     ("train", ["arch=nosuch"], "available options in 'arch': botnet"),
     ("train", ["attack=pgd_l5"], "available options in 'attack'"),
+    ("train", ["hydra/launcher=slurmm"], "available options in 'hydra/launcher': .*slurm"),
+    ("evaluate", ["checkpoint={ckpt}", "eval.shard=3/3"], "eval.shard must be 'i/n' with 0 ≤ i < n"),
     ("train", ["attack.foo=1"], r"use \+attack.foo=1"),
     ("train", ["arch=mobilevit", "+arch.patch_size=4"], "has no knob 'patch_size'; its knobs: stem_width"),
     ("train", ["arch=resnet", "+arch.heads=4"], "has no knob 'heads'"),

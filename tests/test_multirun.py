@@ -60,3 +60,17 @@ def test_user_error_prints_a_message_not_a_traceback(tmp_path, cifar_root):
     proc = run_cli(*TINY, f"data.root={cifar_root}", "attack.eps=-1", cwd=tmp_path)
     assert proc.returncode == 2
     assert "robustgen: error: attack: PGD: eps must be ≥ 0" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, cifar_root):
+    """hydra/launcher=local: the SLURM launcher's code path (pickled jobs, submitit folders) on this
+    machine; each job writes its results.json and the sweep its summary."""
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("-m", "seed=1,2", *TINY, f"data.root={cifar_root}", "hydra/launcher=local",
+                   f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/results.json"))]
+    assert sorted(r["seed"] for r in results) == [1, 2]
+    assert len([p for p in (sweep_dir / ".submitit").iterdir() if p.is_dir()]) >= 2  # submitit's job folders
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    assert summary["planned"] == 2 and len(summary["done"]) == 2

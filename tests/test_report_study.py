@@ -2,6 +2,8 @@
 the corruption join, the claims against the paper's signs, the figures, and refused mixtures."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from PIL import Image
 
@@ -110,3 +112,17 @@ def test_a_run_whose_results_json_is_broken_is_named(tmp_path):
     (tmp_path / "run" / "results.json").write_text("{not json")
     with pytest.raises(ReportError, match="not a readable robustgen results.json"):
         collect([tmp_path])
+
+
+def test_imagenette_runs_get_the_same_tables_without_a_paper_column(study, tmp_path):
+    run = write(tmp_path / "imagenette" / "vit", "vit", {"name": "vit"}, clean=70.0,
+                attacks={"pgd_linf": 30.0}, worst=30.0, c_mean=50.0)
+    record = json.loads((run / "results.json").read_text())
+    record["choices"]["data"] = "imagenette"
+    (run / "results.json").write_text(json.dumps(record))
+    assert main([str(study), str(tmp_path / "imagenette"), "--compare", "paper", "--out", str(tmp_path / "out")]) == 0
+    cifar = (tmp_path / "out" / "cifar10" / "report.md").read_text()
+    imagenette = (tmp_path / "out" / "imagenette" / "report.md").read_text()
+    assert "### Beside the paper" in cifar and "### Beside the paper" not in imagenette
+    assert "The paper has no numbers for imagenette" in imagenette and "| vit |" in imagenette
+    assert (tmp_path / "out" / "imagenette" / "corruptions.csv").is_file()

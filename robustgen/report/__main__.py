@@ -1,6 +1,6 @@
 """The study's tables from finished runs (results.json files only: runs copied off a cluster suffice).
 
-    python -m robustgen.report RUNS... [--compare paper] [--out DIR] [--data cifar10]
+    python -m robustgen.report RUNS... [--compare paper] [--out DIR] [--data cifar10|imagenette]
     python -m robustgen.report compare RUN_A RUN_B [--measure worst_case]
     python -m robustgen.report sparsity RUNS... [--out DIR]     (the sparsity analysis)
 
@@ -21,6 +21,7 @@ from rich.console import Console
 from robustgen.errors import RobustgenError
 from robustgen.report.compare import compare_runs
 from robustgen.report.document import report
+from robustgen.report.runs import collect
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,10 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog="python -m robustgen.report", description=__doc__.split("\n\n")[0])
         parser.add_argument("runs", nargs="+", help="run folders, sweep folders or globs")
         parser.add_argument("--out", type=Path, default=Path("report"))
-        parser.add_argument("--data", default="cifar10", help="data set of the runs to report (cifar10, imagenette)")
+        parser.add_argument("--data", default=None, help="data set of the runs to report (cifar10, imagenette; "
+                                                             "default: each one found, in DIR/<data> when several)")
         parser.add_argument("--compare", choices=["paper"], default=None)
         args = parser.parse_args(argv)
-        report(args.runs, args.out, args.data, args.compare, console)
+        datasets = [args.data] if args.data else sorted({r.data for r in collect(args.runs).runs}) or ["cifar10"]
+        for data in datasets:
+            report(args.runs, args.out if len(datasets) == 1 else args.out / data, data, args.compare, console)
         return 0
     except RobustgenError as err:
         print(f"robustgen.report: error: {err}", file=sys.stderr)

@@ -95,7 +95,7 @@ def design_trends(hybrids: pd.DataFrame, paper: pd.DataFrame, path: Path) -> Pat
         for column, marker in (("worst_case", "o"), ("clean", "s")):
             paper_col = "at_clean_acc" if column == "clean" else column
             axes[0].plot(sizes, [theirs[paper_col].get(n) for n in names], ls="--", marker=marker, color=colour,
-                         alpha=0.3)
+                         alpha=0.3, label=f"{model} (paper)" if column == "worst_case" else None)
             if len(ours):
                 got = [(s, ours[column].get(n)) for s, n in zip(sizes, names) if n in ours.index]
                 if got:
