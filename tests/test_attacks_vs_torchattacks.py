@@ -49,6 +49,7 @@ def test_pgd_is_at_least_as_strong_as_torchattacks(norm, eps, step_size, referen
     assert not robust_cnn.training
 
 
+@pytest.mark.slow  # 26 s; `make fidelity` checks the same agreement against foolbox 3 and ART
 @pytest.mark.parametrize("norm, eps, step_size, reference", PGD_SETTINGS, ids=["linf", "l2"])
 def test_pgd_without_random_start_matches_torchattacks(norm, eps, step_size, reference, robust_cnn,
                                                        cifar_test_points):

@@ -82,6 +82,7 @@ def test_run_group_is_the_sweep_folder_in_a_multirun_and_the_arch_otherwise():
     assert compose_config([]).group == "resnet"
 
 
+@pytest.mark.slow  # 17 s of Optuna trials
 def test_optuna_sweeper_searches_the_l1_penalty_and_maximises_the_worst_case(tmp_path, cifar_root):
     sweep_dir = tmp_path / "sweep"
     proc = run_cli("-m", "+sweep=l1_search", *TINY, f"data.root={cifar_root}", f"hydra.sweep.dir={sweep_dir}",

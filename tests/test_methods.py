@@ -295,6 +295,7 @@ def test_channels_last_module_trains_the_same_model():
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
 
 
+@pytest.mark.slow  # 34 s: the benchmark itself is `make bench-train`
 def test_training_benchmark_runs_and_reports_ratios(cifar_root, capsys):
     from robustgen.bench.__main__ import main
     from robustgen.bench.train_bench import run_train_bench

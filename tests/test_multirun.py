@@ -15,8 +15,8 @@ from tests.hydra_helpers import TINY
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2"}
+def run_cli(*args: str, cwd: Path, threads: int = 2) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)}
     return subprocess.run([sys.executable, "-m", "robustgen", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
 
@@ -46,6 +46,7 @@ def test_patch_size_sweep_runs_one_job_per_study_patch_size(tmp_path, cifar_root
         assert float(row["clean"]) == pytest.approx(record["clean_acc"])
 
 
+@pytest.mark.slow  # 21 s: two sweeps at once on 2 cores
 def test_two_sweeps_started_together_never_collide(tmp_path, cifar_root):
     procs = [subprocess.Popen([sys.executable, "-m", "robustgen", "-m", *TINY, f"data.root={cifar_root}",
                                "seed=1,2"], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO),
@@ -67,7 +68,7 @@ def test_the_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, cifar_root):
     machine; each job writes its results.json and the sweep its summary."""
     sweep_dir = tmp_path / "sweep"
     proc = run_cli("-m", "seed=1,2", *TINY, f"data.root={cifar_root}", "hydra/launcher=local",
-                   f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+                   f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, threads=1)  # the two jobs run at once
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/results.json"))]
     assert sorted(r["seed"] for r in results) == [1, 2]

@@ -199,14 +199,16 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
             paper.set_index("architecture")["worst_case"].get(paper_name(a, d)) if paper is not None else None
             for a, d in zip(main["arch_choice"], main["study_default"])])
         doc.section("Figures")
+        faint = (lambda caption: caption) if paper is not None else \
+            (lambda caption: caption.split(" (faint")[0].split(" (dashed")[0].split(" (◇")[0])
         doc.figure(figures.robust_generalization(main, paper, out / "robust_generalization.png"),
-                   "(a) PGD-ℓ∞ against PGD-ℓ2 and PGD-ℓ1 accuracy, by family (faint: the paper)")
+                   faint("(a) PGD-ℓ∞ against PGD-ℓ2 and PGD-ℓ1 accuracy, by family (faint: the paper)"))
         doc.figure(figures.worst_case(shown, paper, out / "worst_case.png"),
-                   "(b) Worst-case accuracy per architecture with 95% intervals (◇: the paper)")
-        doc.figure(figures.design_trends(hybrid, hybrid_patch_paper(), out / "design_trends.png"),
-                   "(c) Patch size and CoAtNet stage layout against worst-case and clean accuracy (dashed: the paper)")
+                   faint("(b) Worst-case accuracy per architecture with 95% intervals (◇: the paper)"))
+        doc.figure(figures.design_trends(hybrid, hybrid_patch_paper() if with_paper else None, out / "design_trends.png"),
+                   faint("(c) Patch size and CoAtNet stage layout against worst-case and clean accuracy (dashed: the paper)"))
         doc.figure(figures.clean_vs_worst_case(main, paper, out / "clean_vs_worst_case.png"),
-                   "(d) Clean against worst-case accuracy (faint: the paper)")
+                   faint("(d) Clean against worst-case accuracy (faint: the paper)"))
     (out / "report.md").write_text("\n".join(doc.lines) + "\n")
     console.print(f"report: {out / 'report.md'}")
     return out / "report.md"

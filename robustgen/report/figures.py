@@ -83,10 +83,12 @@ def worst_case(table: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> P
     return _save(fig, path)
 
 
-def design_trends(hybrids: pd.DataFrame, paper: pd.DataFrame, path: Path) -> Path:
-    """(c): patch size (ViT, PVTv2) and CoAtNet layout against worst case and clean accuracy."""
+def design_trends(hybrids: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> Path:
+    """(c): patch size (ViT, PVTv2) and CoAtNet layout against worst case and clean accuracy
+    (`paper`: the paper's hybrid/patch table, drawn dashed; None for data sets it has no numbers for)."""
     ours = flat(hybrids).set_index("architecture") if len(hybrids) else pd.DataFrame()
-    theirs = paper.set_index("architecture")
+    theirs = (paper if paper is not None else pd.DataFrame(
+        columns=["architecture", "worst_case", "at_clean_acc"])).set_index("architecture")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for model, colour in (("ViT", "tab:red"), ("PVTv2", "tab:orange")):
         names = sorted({n for n in list(theirs.index) + list(ours.index) if n.startswith(f"{model} p=")},
@@ -94,8 +96,9 @@ def design_trends(hybrids: pd.DataFrame, paper: pd.DataFrame, path: Path) -> Pat
         sizes = [int(n.split("=")[1]) for n in names]
         for column, marker in (("worst_case", "o"), ("clean", "s")):
             paper_col = "at_clean_acc" if column == "clean" else column
-            axes[0].plot(sizes, [theirs[paper_col].get(n) for n in names], ls="--", marker=marker, color=colour,
-                         alpha=0.3, label=f"{model} (paper)" if column == "worst_case" else None)
+            if paper is not None:
+                axes[0].plot(sizes, [theirs[paper_col].get(n) for n in names], ls="--", marker=marker, color=colour,
+                             alpha=0.3, label=f"{model} (paper)" if column == "worst_case" else None)
             if len(ours):
                 got = [(s, ours[column].get(n)) for s, n in zip(sizes, names) if n in ours.index]
                 if got:
@@ -109,8 +112,9 @@ def design_trends(hybrids: pd.DataFrame, paper: pd.DataFrame, path: Path) -> Pat
     layouts = ["CoAtNet-CCCC", "CoAtNet-CTCC", "CoAtNet-CTTC", "CoAtNet-CTTT"]
     for column, marker, colour in (("worst_case", "o", "tab:purple"), ("clean", "s", "tab:gray")):
         paper_col = "at_clean_acc" if column == "clean" else column
-        axes[1].plot(range(4), [theirs[paper_col].get(n) for n in layouts], ls="--", marker=marker, color=colour,
-                     alpha=0.3)
+        if paper is not None:
+            axes[1].plot(range(4), [theirs[paper_col].get(n) for n in layouts], ls="--", marker=marker,
+                         color=colour, alpha=0.3)
         if len(ours):
             got = [(k, ours[column].get(n)) for k, n in enumerate(layouts) if n in ours.index]
             if got:

@@ -173,6 +173,7 @@ def collect(paths: list[str | Path]) -> Collection:
             runs.append(_run_from(file, json.loads(file.read_text())))
         except (OSError, ValueError, KeyError) as err:
             raise ReportError(f"{file}: not a readable robustgen results.json ({err})") from err
-    label_rows([r for r in runs if not r.vanilla])
-    label_rows([r for r in runs if r.vanilla])
+    for data in {r.data for r in runs}:  # each data set is reported on its own
+        label_rows([r for r in runs if r.data == data and not r.vanilla])
+        label_rows([r for r in runs if r.data == data and r.vanilla])
     return Collection(runs, missing)
