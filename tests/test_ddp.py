@@ -64,3 +64,19 @@ def test_two_ranks_train_what_one_process_trains_at_the_same_global_batch(tmp_pa
     ids = json.loads((tmp_path / "two" / "eval_outcomes.json").read_text())["examples"]["id"]
     assert ids == list(range(64))
     assert (tmp_path / "two" / "train_ddp_process_1.log").is_file()
+
+
+@pytest.mark.parametrize("n, world, batch", [(128, 2, 32), (10, 3, 2), (7, 2, 3)])
+def test_rank_shares_are_equal_disjoint_and_rebuild_the_one_process_batches(n, world, batch):
+    from robustgen.data.datasets import EpochShuffle
+
+    one = EpochShuffle(n, seed=5)
+    ranks = [EpochShuffle(n, seed=5, rank=r, world=world) for r in range(world)]
+    for sampler in (one, *ranks):
+        sampler.set_epoch(3)
+    order, shares = list(one), [list(r) for r in ranks]
+    assert {len(s) for s in shares} == {n // world}  # equal: no rank waits for a batch another never takes
+    assert sorted(sum(shares, [])) == sorted(order[:n // world * world])
+    for k in range(-(-(n // world) // batch)):  # batch k of every rank = batch k of one process at world × batch
+        together = sum((s[k * batch:(k + 1) * batch] for s in shares), [])
+        assert sorted(together) == sorted(order[k * batch * world:(k + 1) * batch * world][:len(together)])

@@ -62,10 +62,12 @@ class EpochShuffle(Sampler[int]):
 
     def __iter__(self) -> Iterator[int]:
         order = torch.randperm(self.n, generator=torch.Generator().manual_seed(mixed_seed(self.seed, self.epoch)))
-        return iter(order.tolist()[self.rank::self.world])
+        # equal shares, so no rank waits in an all-reduce for a batch another never takes: the last
+        # n mod world images of the epoch's order are left out under DDP (none in one process)
+        return iter(order.tolist()[:len(self) * self.world][self.rank::self.world])
 
     def __len__(self) -> int:
-        return len(range(self.rank, self.n, self.world))
+        return self.n // self.world
 
 
 class IndexedTensorDataset(Dataset):
