@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -33,6 +34,9 @@ from robustgen.resume import (AtomicCheckpointIO, BatchSeed, RunCheckpoint, chec
 from robustgen.zoo import count_macs
 
 log = logging.getLogger("robustgen")
+# Lightning hints at `srun` whenever the binary exists, even for a run outside any SLURM job (a login
+# node, the test cluster's host); under the slurm launcher submitit starts jobs through srun itself.
+warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
 
 
 def build_eval_attacks(cfg: DictConfig) -> dict:

@@ -179,3 +179,12 @@ def test_group_difference_recovers_a_known_difference_with_an_interval_around_it
     assert result.difference == pytest.approx(42.0 - 31.0) and (result.n_a, result.n_b) == (3, 2)
     assert 8.0 < result.ci[0] < 11.0 < result.ci[1] < 14.0
     assert group_difference(b, a).difference == pytest.approx(-11.0)
+
+
+def test_spearman_p_is_exact_for_few_architectures():
+    from robustgen.report.stats import rank_agreement
+
+    perfect = rank_agreement([10.0, 20.0, 30.0], [1.0, 2.0, 3.0])
+    assert perfect.spearman == pytest.approx(1.0) and perfect.spearman_p == pytest.approx(2 / 6)  # 2 of 3! pairings
+    many = rank_agreement(list(range(12)), list(range(12)))
+    assert many.spearman_p == pytest.approx(stats.spearmanr(range(12), range(12)).pvalue)  # SciPy's beyond n = 7

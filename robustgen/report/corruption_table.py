@@ -21,6 +21,8 @@ from robustgen.report.main_table import cell, one_per_seed
 from robustgen.report.runs import ReportError, Run
 
 CORRUPTION_COLUMNS = ("vanilla_acc", "vanilla_c_acc", "clean", "c_acc")
+C_TITLES = {"vanilla_acc": "vanilla clean", "vanilla_c_acc": "vanilla CIFAR-10-C", "clean": "AT clean",
+            "c_acc": "AT CIFAR-10-C"}
 # our column → paper_table_cifar10c.csv's
 PAPER_C_COLUMNS = {"vanilla_acc": "vanilla_acc", "vanilla_c_acc": "vanilla_cifar_c_acc", "clean": "at_clean_acc",
                    "c_acc": "at_cifar_c_acc"}

@@ -17,7 +17,7 @@ from rich.table import Table
 from robustgen.errors import RobustgenError
 from robustgen.report import figures
 from robustgen.report.claims import claims
-from robustgen.report.corruption_table import corruption_table
+from robustgen.report.corruption_table import C_TITLES, corruption_table
 from robustgen.report.main_table import cell_columns, flat, formatted, main_table
 from robustgen.report.paper import (beside_paper, compact, hybrid_or_patch_row, hybrid_patch_paper, hybrids_and_patches,
                                     paper_name, paper_with_families)
@@ -25,8 +25,6 @@ from robustgen.report.runs import Run, collect
 from robustgen.report.sparsity import plot as plot_sparsity
 from robustgen.report.sparsity import rank_correlations, run_row
 
-C_TITLES = {"vanilla_acc": "vanilla clean", "vanilla_c_acc": "vanilla CIFAR-10-C", "clean": "AT clean",
-            "c_acc": "AT CIFAR-10-C"}
 
 
 def text(value, column: str) -> str:
@@ -51,7 +49,7 @@ def numbers(table: pd.DataFrame) -> pd.DataFrame:
     out = flat(table)[[c for c in ("architecture", "family", "params_m", "runs") if c in table] + columns]
     for column in columns:
         cells = table[column]
-        out[f"{column}_std"] = [c["std"] if c else None for c in cells]
+        out[f"{column}_std"] = [c["std"] if c and c["n"] > 1 else None for c in cells]  # none for one run
         out[f"{column}_n"] = [c["n"] if c else None for c in cells]
         out[f"{column}_ci_low"] = [c["ci"][0] if c else None for c in cells]
         out[f"{column}_ci_high"] = [c["ci"][1] if c else None for c in cells]
@@ -114,17 +112,18 @@ def _beside(doc: Document, table: pd.DataFrame, kind: str, name: str, compare: b
 
 
 def sparsity_section(doc: Document, runs: list[Run]) -> None:
-    measured = [r for r in runs if r.record.get("sparsity")]
+    measured = [r for r in runs if r.record.get("sparsity") and not r.vanilla]
     doc.section("Sparsity vs robustness", "Weight sparsity and Theorem 1's norm term beside the robust "
-                "generalization gap and the worst case (PROTOCOL.md claim 2), with Spearman rank correlations.")
+                "generalization gap and the worst case of the adversarially trained runs (PROTOCOL.md claim 2, "
+                "the claims' missing number), with Spearman rank correlations.")
     if not measured:
         doc.lines += ["", "(No run measured sparsity: train with the sparsity callback on.)"]
         return
     rows = []
     for run in measured:
-        rows.append({**run_row(run.path / "results.json"), "run": run.label + (" (vanilla)" if run.vanilla else "")})
+        rows.append({**run_row(run.path / "results.json"), "run": run.label, "label": run.label})
     rows.sort(key=lambda r: (str(r["arch"]), r["lambda"], r["run"]))
-    shown = pd.DataFrame(rows).drop(columns=["path"]).assign(**{"lambda": [f"{r['lambda']:g}" for r in rows]})
+    shown = pd.DataFrame(rows).drop(columns=["path", "label"]).assign(**{"lambda": [f"{r['lambda']:g}" for r in rows]})
     doc.frame("Sparsity vs robustness", shown, "sparsity_analysis")
     correlations = pd.DataFrame(rank_correlations(rows))
     doc.lines += ["", "Spearman rank correlations:"]
@@ -143,7 +142,10 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
     found = collect(paths)
     runs = [r for r in found.runs if r.data == data]
     if not runs:
-        raise RobustgenError(f"no finished runs on data={data} under {', '.join(map(str, paths))}")
+        found_data = sorted({r.data for r in found.runs})
+        raise RobustgenError(f"no finished runs on data={data} under {', '.join(map(str, paths))}"
+                             + (f"; the runs there are on {', '.join(found_data)}: pass --data "
+                                f"{found_data[0]} or leave --data out" if found_data else ""))
     out.mkdir(parents=True, exist_ok=True)
     doc = Document(out, console, [f"# robustgen report ({data})", "",
                                   f"{len(runs)} finished runs under {', '.join(map(str, paths))}."])
@@ -176,8 +178,15 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
         doc.lines += ["", "(No CoAtNet layout or patch-size runs.)"]
 
     corrupted = corruption_table(runs, data)
+    c_runs = [r for r in runs if r.record.get("corruptions")]
+    cells = sorted({(r.record["corruptions"].get("cells"), r.record["corruptions"].get("n_points")) for r in c_runs},
+                   key=str)
     doc.section("Corruptions", "Clean accuracy beside the mean over the CIFAR-10-C (corruption, severity) "
-                "cells, vanilla and adversarially trained (runs with `eval/corrupted=all`).")
+                "cells, vanilla and adversarially trained (runs with `eval/corrupted=all` or `eval=corruptions`)"
+                + (f": {cells[0][0]} cells × {cells[0][1]} images." if len(cells) == 1 else ".")
+                + " A single run's interval is the Wilson interval over its images, not images × cells (the "
+                "cells corrupt the same images), so it is conservative and depends on the mean only through "
+                "its count of correct images.")
     if len(corrupted):
         doc.table("Corruptions (CIFAR-10-C mean over cells)", corrupted, "corruptions", C_TITLES)
         _beside(doc, corrupted, "corruptions", "corruptions", with_paper)
@@ -201,7 +210,8 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
         doc.section("Figures")
         faint = (lambda caption: caption) if paper is not None else \
             (lambda caption: caption.split(" (faint")[0].split(" (dashed")[0].split(" (◇")[0])
-        doc.figure(figures.robust_generalization(main, paper, out / "robust_generalization.png"),
+        eps = {name: s["eps"] for r in runs for name, s in r.attack_settings.items() if "eps" in (s or {})}
+        doc.figure(figures.robust_generalization(main, paper, out / "robust_generalization.png", eps),
                    faint("(a) PGD-ℓ∞ against PGD-ℓ2 and PGD-ℓ1 accuracy, by family (faint: the paper)"))
         doc.figure(figures.worst_case(shown, paper, out / "worst_case.png"),
                    faint("(b) Worst-case accuracy per architecture with 95% intervals (◇: the paper)"))

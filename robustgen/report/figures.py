@@ -40,11 +40,15 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
-def robust_generalization(table: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> Path:
-    """(a): one panel per unseen attack (ℓ2, ℓ1), x = PGD-ℓ∞ accuracy."""
+def robust_generalization(table: pd.DataFrame, paper: pd.DataFrame | None, path: Path,
+                          eps: dict[str, float] | None = None) -> Path:
+    """(a): one panel per unseen attack (ℓ2, ℓ1), x = PGD-ℓ∞ accuracy; `eps`: each attack's ε as
+    the runs recorded it (for the axis labels)."""
     ours = flat(table)
+    eps = eps or {}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
-    for ax, column, title in zip(axes, ("pgd_l2", "pgd_l1"), ("PGD-ℓ2 (ε = 0.5)", "PGD-ℓ1 (ε = 40)")):
+    titles = [f"PGD-{n}" + (f" (ε = {eps[c]:g})" if c in eps else "") for c, n in (("pgd_l2", "ℓ2"), ("pgd_l1", "ℓ1"))]
+    for ax, column, title in zip(axes, ("pgd_l2", "pgd_l1"), titles):
         if paper is not None:
             ax.scatter(paper["pgd_linf"], paper[column], edgecolors=[FAMILY_COLOURS[f] for f in paper["family"]],
                        **PAPER_STYLE)
@@ -118,7 +122,7 @@ def design_trends(hybrids: pd.DataFrame, paper: pd.DataFrame | None, path: Path)
         if len(ours):
             got = [(k, ours[column].get(n)) for k, n in enumerate(layouts) if n in ours.index]
             if got:
-                axes[1].plot(*zip(*got), ls="-", marker=marker, color=colour,
+                axes[1].plot(*zip(*got), ls="-" if len(got) == len(layouts) else "none", marker=marker, color=colour,
                              label="worst case" if column == "worst_case" else "clean")
     axes[1].set_xticks(range(4), [n.split("-")[1] for n in layouts])
     axes[1].set_xlabel("CoAtNet stages s1–s4 (C: convolution, T: Transformer)")

@@ -113,9 +113,13 @@ def beside_paper(table: pd.DataFrame, kind: str = "main") -> tuple[pd.DataFrame,
 
 def compact(cells: pd.DataFrame) -> pd.DataFrame:
     """For reading: per column "ours (paper, Δ)" — the CSV keeps the three numbers apart."""
+    from robustgen.report.corruption_table import C_TITLES
+    from robustgen.report.main_table import TITLES
+
     out = pd.DataFrame({"architecture": cells["architecture"], "paper row": cells["paper_name"].fillna("—")})
+    titles = {**TITLES, **C_TITLES} if "c_acc" in cells else TITLES
     for column in [c[:-len("_paper")] for c in cells.columns if c.endswith("_paper")]:
-        out[column] = [("—" if pd.isna(o) else f"{o:.1f}")
+        out[titles.get(column, column)] = [("—" if pd.isna(o) else f"{o:.1f}")
                        + ("" if pd.isna(t) else f" ({t:.1f})" if pd.isna(o) else f" ({t:.1f}, {o - t:+.1f})")
                        for o, t in zip(cells[column], cells[f"{column}_paper"])]
     return out

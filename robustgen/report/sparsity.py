@@ -133,7 +133,7 @@ def plot(rows: list[dict], correlations: list[dict], path: Path) -> Path:
             xs, ys = [r[measure] for r in points], [r[outcome] for r in points]
             ax.scatter(xs, ys, s=22)
             for r, x, y in zip(points, xs, ys):
-                ax.annotate(f"{r['arch']} λ={r['lambda']:g}", (x, y), fontsize=6, alpha=0.7)
+                ax.annotate(r.get("label") or f"{r['arch']} λ={r['lambda']:g}", (x, y), fontsize=7, alpha=0.8)
             if xs and min(xs) > 0 and max(xs) / min(xs) > 100:
                 ax.set_xscale("log")  # norm terms differ by orders of magnitude across architectures
             r_value = rho[(measure_label, outcome_label)]
@@ -143,6 +143,8 @@ def plot(rows: list[dict], correlations: list[dict], path: Path) -> Path:
             if j == 0:
                 ax.set_ylabel(outcome_label, fontsize=8)
             ax.tick_params(labelsize=7)
+    fig.suptitle("Sparsity and Theorem 1's norm term against the robust generalization gap and the worst case "
+                 "(Spearman ρ per panel)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

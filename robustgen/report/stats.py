@@ -11,6 +11,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,12 @@ def wilson_interval(accuracy: float, n: int, level: float = 0.95) -> tuple[float
     if n <= 0:
         return (float("nan"), float("nan"))
     low, high = proportion_confint(round(accuracy / 100 * n), n, alpha=1 - level, method="wilson")
-    return 100 * float(low), 100 * float(high)
+    return _clip(100 * float(low)), _clip(100 * float(high))
+
+
+def _clip(value: float) -> float:
+    """A bound in [0, 100]: statsmodels' Wilson bound at 0 successes can come out as 1e-16."""
+    return min(100.0, max(0.0, value))
 
 
 @dataclass
@@ -46,6 +52,11 @@ def mcnemar_exact(correct_a: np.ndarray, correct_b: np.ndarray) -> McNemar:
     return McNemar(table[0][0], table[0][1], table[1][0], table[1][1], float(result.pvalue))
 
 
+# up to this many architectures Spearman's p-value is exact (SciPy permutation_test over all n!
+# pairings: 5,040 at n = 7); above, SciPy's t approximation
+EXACT_SPEARMAN_MAX_N = 7
+
+
 @dataclass
 class RankAgreement:
     n: int
@@ -62,7 +73,12 @@ def rank_agreement(ours: list[float], theirs: list[float]) -> RankAgreement:
         return RankAgreement(len(ours), float("nan"), float("nan"), float("nan"), float("nan"))
     rho = stats.spearmanr(ours, theirs)
     tau = stats.kendalltau(ours, theirs)
-    return RankAgreement(len(ours), float(rho.statistic), float(rho.pvalue), float(tau.statistic), float(tau.pvalue))
+    rho_p = float(rho.pvalue)
+    if len(ours) <= EXACT_SPEARMAN_MAX_N:  # SciPy's t approximation gives p = 0 at ρ = ±1 for n = 3
+        rho_p = float(stats.permutation_test(
+            (list(ours),), lambda x: stats.spearmanr(x, theirs).statistic, permutation_type="pairings",
+            n_resamples=math.inf, alternative="two-sided").pvalue)
+    return RankAgreement(len(ours), float(rho.statistic), rho_p, float(tau.statistic), float(tau.pvalue))
 
 
 # Bootstrap resamples: enough that the 2.5% / 97.5% percentiles move by < 0.1 point between seeds
@@ -93,7 +109,7 @@ def seeds_points_interval(accuracies: list[float], n_points: list[int], level: f
         return (float("nan"), float("nan"))
     draws = _seeds_points_draws(accuracies, n_points, np.random.default_rng(seed), N_RESAMPLES)
     low, high = np.percentile(draws, [50 * (1 - level), 50 * (1 + level)])
-    return float(low), float(high)
+    return _clip(float(low)), _clip(float(high))
 
 
 @dataclass
