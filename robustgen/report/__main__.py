@@ -50,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
                                                              "default: each one found, in DIR/<data> when several)")
         parser.add_argument("--compare", choices=["paper"], default=None)
         args = parser.parse_args(argv)
-        datasets = [args.data] if args.data else sorted({r.data for r in collect(args.runs).runs}) or ["cifar10"]
+        found = collect(args.runs)
+        datasets = [args.data] if args.data else sorted({r.data for r in found.runs}) or ["cifar10"]
         for data in datasets:
-            report(args.runs, args.out if len(datasets) == 1 else args.out / data, data, args.compare, console)
+            report(args.runs, args.out if len(datasets) == 1 else args.out / data, data, args.compare, console, found)
         return 0
     except RobustgenError as err:
         print(f"robustgen.report: error: {err}", file=sys.stderr)

@@ -21,7 +21,7 @@ from robustgen.report.corruption_table import C_TITLES, corruption_table
 from robustgen.report.main_table import cell_columns, flat, formatted, main_table
 from robustgen.report.paper import (beside_paper, compact, hybrid_or_patch_row, hybrid_patch_paper, hybrids_and_patches,
                                     paper_name, paper_with_families)
-from robustgen.report.runs import Run, collect
+from robustgen.report.runs import Collection, Run, collect
 from robustgen.report.sparsity import plot as plot_sparsity
 from robustgen.report.sparsity import rank_correlations, run_row
 
@@ -132,14 +132,15 @@ def sparsity_section(doc: Document, runs: list[Run]) -> None:
     doc.figure(png, "Sparsity and Theorem 1's norm term against the robust gap and the worst case")
 
 
-def report(paths: list[str], out: Path, data: str, compare: str | None, console: Console) -> Path:
+def report(paths: list[str], out: Path, data: str, compare: str | None, console: Console,
+           found: Collection | None = None) -> Path:
     """Write the report of the runs under `paths` on `data` into `out`; returns report.md's path.
 
     Raises:
         RobustgenError: no finished run on `data`, a path that matches nothing, or columns that
             would mix different attack or corruption settings (naming the runs).
     """
-    found = collect(paths)
+    found = found or collect(paths)  # the CLI collects once for every data set
     runs = [r for r in found.runs if r.data == data]
     if not runs:
         found_data = sorted({r.data for r in found.runs})
@@ -204,21 +205,21 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
 
     if len(main):
         paper = paper_with_families() if with_paper else None
-        shown = main.assign(paper_worst_case=[
-            paper.set_index("architecture")["worst_case"].get(paper_name(a, d)) if paper is not None else None
-            for a, d in zip(main["arch_choice"], main["study_default"])])
-        doc.section("Figures")
-        faint = (lambda caption: caption) if paper is not None else \
-            (lambda caption: caption.split(" (faint")[0].split(" (dashed")[0].split(" (◇")[0])
+        paper_worst = paper.set_index("architecture")["worst_case"] if paper is not None else pd.Series(dtype=float)
+        shown = main.assign(paper_worst_case=[paper_worst.get(paper_name(a, d))
+                                              for a, d in zip(main["arch_choice"], main["study_default"])])
+        how = (lambda drawn: f" ({drawn}: the paper)") if with_paper else (lambda drawn: "")  # noqa: E731
         eps = {name: s["eps"] for r in runs for name, s in r.attack_settings.items() if "eps" in (s or {})}
+        doc.section("Figures")
         doc.figure(figures.robust_generalization(main, paper, out / "robust_generalization.png", eps),
-                   faint("(a) PGD-ℓ∞ against PGD-ℓ2 and PGD-ℓ1 accuracy, by family (faint: the paper)"))
+                   "(a) PGD-ℓ∞ against PGD-ℓ2 and PGD-ℓ1 accuracy, by family" + how("faint"))
         doc.figure(figures.worst_case(shown, paper, out / "worst_case.png"),
-                   faint("(b) Worst-case accuracy per architecture with 95% intervals (◇: the paper)"))
-        doc.figure(figures.design_trends(hybrid, hybrid_patch_paper() if with_paper else None, out / "design_trends.png"),
-                   faint("(c) Patch size and CoAtNet stage layout against worst-case and clean accuracy (dashed: the paper)"))
+                   "(b) Worst-case accuracy per architecture with 95% intervals" + how("◇"))
+        doc.figure(figures.design_trends(hybrid, hybrid_patch_paper() if with_paper else None,
+                                         out / "design_trends.png"),
+                   "(c) Patch size and CoAtNet stage layout against worst-case and clean accuracy" + how("dashed"))
         doc.figure(figures.clean_vs_worst_case(main, paper, out / "clean_vs_worst_case.png"),
-                   faint("(d) Clean against worst-case accuracy (faint: the paper)"))
+                   "(d) Clean against worst-case accuracy" + how("faint"))
     (out / "report.md").write_text("\n".join(doc.lines) + "\n")
     console.print(f"report: {out / 'report.md'}")
     return out / "report.md"
