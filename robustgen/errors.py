@@ -1,8 +1,14 @@
 """Errors that mean "the user asked for something impossible", as opposed to bugs.
 
-Entry points catch :class:`RobustgenError` and print its message without a stack trace, so every
-such error must say what was wrong and what would be valid.
+Entry points catch :class:`RobustgenError` and print its message without a stack trace (:func:`fail`),
+so every such error must say what was wrong and what would be valid.
 """
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
+PREFIX = "robustgen: error:"
 
 
 class RobustgenError(Exception):
@@ -19,3 +25,9 @@ class DataError(RobustgenError, FileNotFoundError):
 
 class CheckpointError(RobustgenError, ValueError):
     """A checkpoint cannot be used with the requested model."""
+
+
+def fail(message: object) -> NoReturn:
+    """End the program on a user error: one line, ``robustgen: error: <message>``, exit status 2."""
+    print(f"{PREFIX} {message}", file=sys.stderr)
+    raise SystemExit(2)

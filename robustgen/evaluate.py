@@ -20,18 +20,18 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-import robustgen  # noqa: F401  (registers the config resolvers)
-from robustgen.arch import count_parameters
-from robustgen.checkpoint import load_model
 from robustgen.cli import build, config_choices, hydra_app
+from robustgen.cli.components import build_eval_attacks, corruption_source, eval_settings, run_identity
+from robustgen.cli.study_defaults import describe_architecture
 from robustgen.errors import CheckpointError, ConfigError
-from robustgen.eval import EvalSettings, run_evaluation
+from robustgen.eval import run_evaluation
 from robustgen.eval.merge import main as merge_main
 from robustgen.eval.merge import merge_if_complete
-from robustgen.results import RESULTS_FILE, write_results
-from robustgen.train import build_eval_attacks, corruption_source, print_summary
+from robustgen.record.checkpoint import load_model
+from robustgen.record.results import RESULTS_FILE, results_record, write_results
+from robustgen.record.summary import print_summary
 
 log = logging.getLogger("robustgen")
 
@@ -64,7 +64,8 @@ def training_record(checkpoint: Path) -> dict | None:
         run = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    return {"results": str(path), **{k: run.get(k) for k in ("run_name", "choices", "seed", "code_version")}}
+    return {"results": str(path), **{k: run.get(k) for k in ("run_name", "choices", "seed", "code_version",
+                                                             "regularizer", "architecture")}}
 
 
 def evaluate(cfg: DictConfig) -> float:
@@ -73,12 +74,9 @@ def evaluate(cfg: DictConfig) -> float:
         raise ConfigError("checkpoint=PATH is required: the .ckpt file to evaluate "
                           "(e.g. outputs/<date>/<time>/checkpoints/best.ckpt)")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    choices = config_choices(cfg)
-    settings = EvalSettings.from_dict(OmegaConf.to_container(cfg.eval, resolve=True), name=choices.get("eval"))
-    attacks = build_eval_attacks(cfg)  # bad attack settings fail before the checkpoint is read
+    settings, attacks = eval_settings(cfg), build_eval_attacks(cfg)  # bad settings fail before the file is read
 
-    expected_arch = cfg.arch.name if cfg.get("arch") else None
-    model, hparams = load_model(cfg.checkpoint, expected_arch=expected_arch)
+    model, hparams = load_model(cfg.checkpoint, expected_arch=cfg.arch.name if cfg.get("arch") else None)
     arch = dict(hparams.get("arch") or {})
     datamodule = build_data(cfg, dict(hparams.get("data") or {}), cfg.checkpoint)
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
@@ -86,20 +84,17 @@ def evaluate(cfg: DictConfig) -> float:
     model.to(device).eval()
     datamodule.prepare_data()  # missing data stops here, with advice
     corruptions = corruption_source(settings, datamodule)  # and missing CIFAR-10-C files
-    if cfg.run_name is None:
-        cfg.run_name = f"{arch.get('name', 'model')}-eval-{settings.name or 'custom'}"
+    identity = run_identity(cfg, f"{arch.get('name', 'model')}-eval-{settings.name or 'custom'}")
 
     output_dir = Path(cfg.paths.output_dir)
     result = run_evaluation(model, datamodule.test_dataset(), attacks, settings, output_dir=output_dir,
                             progress=cfg.progress_bar, num_workers=datamodule.num_workers, corruptions=corruptions)
-    record = {
-        "run_name": cfg.run_name, "choices": choices, "seed": cfg.seed,
-        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
-        "checkpoint": str(Path(cfg.checkpoint).resolve()), "arch": arch, "params": count_parameters(model),
-        "train_attack": hparams.get("train_attack"), "training_run": training_record(Path(cfg.checkpoint)),
-        "eval_attacks": result.attacks, **result.record(),
-        "time_s": {"eval": result.report.seconds, "total": time.perf_counter() - start},
-    }
+    training_run = training_record(Path(cfg.checkpoint))
+    fields = {"checkpoint": str(Path(cfg.checkpoint).resolve()), "arch": arch,
+              "train_attack": hparams.get("train_attack"), "training_run": training_run}
+    record = results_record(identity=identity, architecture=checkpoint_architecture(training_run, hparams),
+                            model=model, evaluation=result,
+                            time_s={"eval": result.report.seconds, "total": time.perf_counter() - start}, **fields)
     path = write_results(output_dir, record)
     print_summary(record, path)
     if settings.shard and HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
@@ -107,6 +102,17 @@ def evaluate(cfg: DictConfig) -> float:
         if merged:
             print(f"all {settings.shard[1]} shards done: merged into {merged}")
     return result.report.worst_case_acc
+
+
+def checkpoint_architecture(training_run: dict | None, hparams: dict) -> dict:
+    """The evaluated model's `architecture` section: its training run's, where that run's
+    results.json sits beside the checkpoint, else described from the checkpoint's own settings."""
+    if training_run and training_run.get("architecture"):
+        return training_run["architecture"]
+    arch = dict(hparams.get("arch") or {})
+    choices = (training_run or {}).get("choices") or {"arch": arch.get("name")}
+    return describe_architecture({"choices": choices, "arch": arch, "method": hparams.get("method"),
+                                  "regularizer": (training_run or {}).get("regularizer")})
 
 
 def _interrupted(cfg: DictConfig) -> str:

@@ -34,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustgen.cli import fail
+from robustgen.errors import fail
 from robustgen.report.runs import results_files
 
 STAGE_FILE = "stage.json"       # the command a stage ran, and whether all its jobs finished

@@ -1,37 +1,35 @@
 """Entry point: data → model → Lightning module → loggers → trainer → fit → evaluate the best
 checkpoint → results.json. Returns the worst-case accuracy so sweepers can optimise it.
 
-Only this file (and the other entry points) know about Hydra; everything it calls takes plain
-arguments. Everything that can be checked is checked before the data is touched or a step is
-taken: unknown options, impossible architectures, attack budgets out of range.
+Everything that can be checked is checked before the data is touched or a step is taken: unknown
+options, impossible architectures, attack budgets out of range, a checkpoint that cannot be resumed.
+The objects come from robustgen/cli/components.py; this file only says in which order they meet.
 """
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import warnings
 from pathlib import Path
 
 import lightning as L
-import torch
-from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-import robustgen  # noqa: F401  (registers the config resolvers)
-from robustgen.arch import count_parameters, create_arch
-from robustgen.checkpoint import load_model
-from robustgen.cli import build, build_named, config_choices, construct, hydra_app, plain_config
-from robustgen.dashboard import publish
+from robustgen.arch.measure import count_macs
+from robustgen.cli import build, build_named, construct, hydra_app, plain_config
+from robustgen.cli.components import (arch_settings, build_callbacks, build_eval_attacks, build_loggers, build_model,
+                                      corruption_source, data_info, eval_settings, new_run_id, run_identity,
+                                      training_run_name)
+from robustgen.cli.study_defaults import describe_architecture
 from robustgen.errors import ConfigError
-from robustgen.eval import EvalSettings, run_evaluation
-from robustgen.module import AdversarialClassifier
-from robustgen.optim import OptimConfig
-from robustgen.results import write_results
-from robustgen.resume import (AtomicCheckpointIO, BatchSeed, RunCheckpoint, check_resumable, resolve_resume,
-                              training_settings)
-from robustgen.zoo import count_macs
+from robustgen.eval import run_evaluation
+from robustgen.record.checkpoint import load_model
+from robustgen.record.dashboard import finish_wandb, publish
+from robustgen.record.results import results_record, write_results
+from robustgen.record.summary import print_summary
+from robustgen.training.module import AdversarialClassifier
+from robustgen.training.optim import OptimConfig
+from robustgen.training.resume import AtomicCheckpointIO, check_resumable, resolve_resume, training_settings
 
 log = logging.getLogger("robustgen")
 # Lightning hints at `srun` whenever the binary exists, even for a run outside any SLURM job (a login
@@ -39,94 +37,18 @@ log = logging.getLogger("robustgen")
 warnings.filterwarnings("ignore", message="The `srun` command is available on your system but is not used")
 
 
-def build_eval_attacks(cfg: DictConfig) -> dict:
-    """The final evaluation's attack set, name → attack (empty for corruptions only)."""
-    return build_named(cfg.eval.attacks)
-
-
-def build_attacks(cfg: DictConfig) -> tuple:
-    return build(cfg.attack), build(cfg.val_attack), build_eval_attacks(cfg)
-
-
-def corruption_source(settings: EvalSettings, datamodule):
-    """The data module's corrupted test sets when the evaluation asks for them (files checked now)."""
-    if not settings.corrupted.enabled:
-        return None
-    return datamodule.corruption_source(settings.corrupted)
-
-
-def build_model(cfg: DictConfig, datamodule) -> torch.nn.Module:
-    arch = OmegaConf.to_container(cfg.arch, resolve=True)
-    name = arch.pop("name")
-    return create_arch(name, num_classes=datamodule.num_classes, img_size=datamodule.img_size,
-                       mean=datamodule.mean, std=datamodule.std, **arch)
-
-
-def build_loggers(cfg: DictConfig) -> list:
-    wandb = sys.modules.get("wandb")
-    if wandb is not None and wandb.run is not None:  # left open by an earlier job of this process that crashed
-        wandb.finish(exit_code=1)
-    return [build(spec) for spec in (cfg.get("logger") or {}).values() if spec is not None]
-
-
-def build_callbacks(cfg: DictConfig, output_dir: Path, with_loggers: bool,
-                    resume: Path | None) -> tuple[list, ModelCheckpoint]:
-    folder = output_dir / "checkpoints"
-    best = RunCheckpoint(dirpath=folder, filename="best", monitor=cfg.checkpoint.monitor, mode=cfg.checkpoint.mode,
-                         save_top_k=1, auto_insert_metric_name=False, resumed_from=resume)
-    # last.ckpt every epoch from a monitor-less checkpoint of its own: Lightning ≥ 2.6's save_last
-    # writes it only in epochs where the best checkpoint changed, which would leave resuming stale.
-    last = RunCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
-                         resumed_from=resume)
-    callbacks = [best, last, BatchSeed(cfg.seed)]
-    callbacks += [LearningRateMonitor(logging_interval="epoch")] if with_loggers else []
-    callbacks += [build(spec) for spec in (cfg.get("callbacks") or {}).values() if spec is not None]
-    if cfg.progress_bar:
-        callbacks.append(RichProgressBar())
-    return callbacks, best
-
-
 def train(cfg: DictConfig) -> float:
     start = time.perf_counter()
     output_dir = Path(cfg.paths.output_dir)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    choices = config_choices(cfg)
-    if cfg.run_name is None:
-        how = choices.get("attack", "attack")
-        if choices.get("method", "pgd_at") != "pgd_at":  # e.g. vit-trades-s34257
-            how = choices["method"]
-        cfg.run_name = f"{cfg.arch.name}-{how}-s{cfg.seed}"
+    identity = run_identity(cfg, training_run_name(cfg))
 
     # Cheap checks and construction first: bad settings fail before data or training.
     settings_key = training_settings(plain_config(cfg), output_dir)
-    max_epochs = cfg.trainer.get("max_epochs")
-    if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs == 0 or max_epochs < -1):
-        raise ConfigError(f"trainer.max_epochs must be an integer ≥ 1 (or -1: no limit), got {max_epochs!r}")
-    resume = resolve_resume(cfg.resume, output_dir)
-    if resume is not None:  # other settings, fewer epochs than done, or an unsafe file: refused now
-        saved = check_resumable(resume, settings_key, max_epochs)
-        cfg.run_id = saved.get("run_id") or cfg.run_id
-        log.info("resuming from %s", resume)
-    if cfg.run_id is None:
-        cfg.run_id = new_run_id()
+    resume = resume_point(cfg, output_dir, settings_key)
     datamodule = build(cfg.data)
-    settings = EvalSettings.from_dict(OmegaConf.to_container(cfg.eval, resolve=True), name=choices.get("eval"))
-    train_attack, val_attack, eval_attacks = build_attacks(cfg)
-    method = build(cfg.method, attack=train_attack)
-    val_eval = cfg.get("val_eval") or {}
-    val_attacks = build_named(val_eval.get("attacks"))
-    optim = construct(OptimConfig, "optim", OmegaConf.to_container(cfg.optim, resolve=True))
-    model = build_model(cfg, datamodule)
-    regularizer = build(cfg.regularizer)
-    regularizer(model)  # a scope with no weights in this architecture fails now, not after data loading
-    data_info = {"num_classes": datamodule.num_classes, "img_size": datamodule.img_size,
-                 "mean": list(datamodule.mean), "std": list(datamodule.std)}
-    module = AdversarialClassifier(model, train_attack, val_attack, optim, regularizer,
-                                   arch=OmegaConf.to_container(cfg.arch, resolve=True), data_info=data_info,
-                                   run={"settings": settings_key, "run_id": cfg.run_id}, method=method,
-                                   compile_model=bool(cfg.get("compile", False)),
-                                   channels_last=bool(cfg.get("channels_last", False)),
-                                   val_attacks=val_attacks, val_per_attack=bool(val_eval.get("per_attack", True)))
+    settings, eval_attacks = eval_settings(cfg), build_eval_attacks(cfg)
+    module = build_module(cfg, datamodule, settings_key)
     datamodule.prepare_data()  # missing data stops here, with advice
     datamodule.setup("fit")  # and malformed data files here, before a trainer or logger exists
     corruptions = corruption_source(settings, datamodule)  # and missing CIFAR-10-C files
@@ -136,45 +58,23 @@ def train(cfg: DictConfig) -> float:
     trainer: L.Trainer = build(cfg.trainer, logger=loggers or False, callbacks=callbacks,
                                plugins=[AtomicCheckpointIO()])
     for lg in loggers:  # the group choices as keys of their own (choice.arch, ...): W&B groups by them
-        lg.log_hyperparams({**plain_config(cfg), "choice": choices})
+        lg.log_hyperparams({**plain_config(cfg), "choice": identity["choices"]})
     # weights_only: the file was already read safely above; Lightning reads it the same way.
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     train_seconds = time.perf_counter() - start
-    if trainer.world_size > 1:  # DDP (trainer=ddp): the final evaluation and results.json are rank 0's
-        best_path = trainer.strategy.broadcast(checkpoint.best_model_path)
-        trainer.strategy.barrier()
-        if trainer.global_rank != 0:
-            return float("nan")
-        checkpoint.best_model_path = best_path
+    best = best_checkpoint(trainer, checkpoint, output_dir)
+    if best is None:  # DDP (trainer=ddp): the final evaluation and results.json are rank 0's
+        return float("nan")
 
-    best = checkpoint.best_model_path or str(output_dir / "checkpoints" / "last.ckpt")
     best_model, _ = load_model(best, expected_arch=cfg.arch.name)
     best_model.to(module.device).eval()
     evaluation = run_evaluation(best_model, datamodule.test_dataset(), eval_attacks, settings,
                                 output_dir=output_dir, progress=cfg.progress_bar, corruptions=corruptions)
-    report = evaluation.report
-    metrics = evaluation.metrics()
     for lg in loggers:
-        lg.log_metrics(metrics, step=trainer.global_step)
-
-    record = {
-        "run_name": cfg.run_name, "run_id": cfg.run_id, "group": cfg.group, "choices": choices, "seed": cfg.seed,
-        "resumed_from": str(resume) if resume else None,
-        "overrides": list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else [],
-        "arch": OmegaConf.to_container(cfg.arch, resolve=True), "params": count_parameters(model),
-        "macs": count_macs(best_model, img_size=datamodule.img_size),
-        "chance_acc": 100.0 / datamodule.num_classes,
-        "method": method.describe(), "train_attack": method.attack.describe(),
-        "eval_attacks": {k: a.describe() for k, a in eval_attacks.items()},
-        "regularizer": regularizer.describe(), "epochs": trainer.current_epoch,
-        "world_size": trainer.world_size,
-        "best_checkpoint": str(best), "checkpoint_monitor": cfg.checkpoint.monitor,
-        "best_val_score": _float(checkpoint.best_model_score),
-        "best_val_acc_clean": (_float(checkpoint.best_model_score) if cfg.checkpoint.monitor == "val/acc_clean"
-                               else None),
-        **evaluation.record(),
-        "time_s": {"train": train_seconds, "eval": report.seconds, "total": time.perf_counter() - start},
-    }
+        lg.log_metrics(evaluation.metrics(), step=trainer.global_step)
+    record = training_record(cfg, identity, module, trainer, checkpoint, best, best_model, datamodule, evaluation,
+                             resume, {"train": train_seconds, "eval": evaluation.report.seconds,
+                                      "total": time.perf_counter() - start})
     for callback in callbacks:  # callbacks that measured something during training add it here
         if hasattr(callback, "results_record"):
             record.update(callback.results_record(best_model))
@@ -182,61 +82,75 @@ def train(cfg: DictConfig) -> float:
     for lg in loggers:
         lg.finalize("success")
     finish_wandb(loggers)
-    path = write_results(output_dir, record)
-    print_summary(record, path)
-    return report.worst_case_acc
+    print_summary(record, write_results(output_dir, record))
+    return evaluation.report.worst_case_acc
 
 
-def finish_wandb(loggers: list) -> None:
-    """End the W&B run. Lightning's finalize leaves it open, and a later run in the same process
-    (the jobs of a multirun, tests) would otherwise log into it instead of its own run."""
-    from lightning.pytorch.loggers import WandbLogger
+def resume_point(cfg: DictConfig, output_dir: Path, settings_key: dict) -> Path | None:
+    """The checkpoint to continue from (None: a new run), refused now if it was trained with other
+    settings, has more epochs done than asked, or is unsafe; sets the run's W&B id."""
+    max_epochs = cfg.trainer.get("max_epochs")
+    if max_epochs is not None and (not isinstance(max_epochs, int) or max_epochs == 0 or max_epochs < -1):
+        raise ConfigError(f"trainer.max_epochs must be an integer ≥ 1 (or -1: no limit), got {max_epochs!r}")
+    resume = resolve_resume(cfg.resume, output_dir)
+    if resume is not None:
+        saved = check_resumable(resume, settings_key, max_epochs)
+        cfg.run_id = saved.get("run_id") or cfg.run_id
+        log.info("resuming from %s", resume)
+    if cfg.run_id is None:
+        cfg.run_id = new_run_id()
+    return resume
 
-    for lg in loggers:
-        if isinstance(lg, WandbLogger) and lg._experiment is not None:
-            lg.experiment.finish()
+
+def build_module(cfg: DictConfig, datamodule, settings_key: dict) -> AdversarialClassifier:
+    """Model, attacks, method, optimiser and regularizer, joined in the Lightning module."""
+    train_attack, val_attack = build(cfg.attack), build(cfg.val_attack)
+    method = build(cfg.method, attack=train_attack)
+    val_eval = cfg.get("val_eval") or {}
+    optim = construct(OptimConfig, "optim", plain_config(cfg)["optim"])
+    model = build_model(cfg, datamodule)
+    regularizer = build(cfg.regularizer)
+    regularizer(model)  # a scope with no weights in this architecture fails now, not after data loading
+    return AdversarialClassifier(model, train_attack, val_attack, optim, regularizer, arch=arch_settings(cfg),
+                                 data_info=data_info(datamodule),
+                                 run={"settings": settings_key, "run_id": cfg.run_id}, method=method,
+                                 compile_model=bool(cfg.get("compile", False)),
+                                 channels_last=bool(cfg.get("channels_last", False)),
+                                 val_attacks=build_named(val_eval.get("attacks")),
+                                 val_per_attack=bool(val_eval.get("per_attack", True)))
 
 
-def new_run_id() -> str:
-    """A W&B-style run id (8 lowercase letters and digits); a resumed run keeps its checkpoint's."""
-    import secrets
-    import string
+def best_checkpoint(trainer: L.Trainer, checkpoint, output_dir: Path) -> str | None:
+    """The checkpoint the final evaluation reads (the best epoch's, else last.ckpt); None on the
+    ranks other than 0 of a DDP run, which evaluate nothing."""
+    if trainer.world_size > 1:
+        best_path = trainer.strategy.broadcast(checkpoint.best_model_path)
+        trainer.strategy.barrier()
+        if trainer.global_rank != 0:
+            return None
+        checkpoint.best_model_path = best_path
+    return checkpoint.best_model_path or str(output_dir / "checkpoints" / "last.ckpt")
 
-    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+
+def training_record(cfg: DictConfig, identity: dict, module: AdversarialClassifier, trainer: L.Trainer, checkpoint,
+                    best: str, best_model, datamodule, evaluation, resume: Path | None, time_s: dict) -> dict:
+    """results.json of a training run: the shared record plus what only training has."""
+    method, regularizer = module.method, module.regularizer
+    fields = {"run_id": cfg.run_id, "group": cfg.group, "resumed_from": str(resume) if resume else None,
+              "arch": arch_settings(cfg), "macs": count_macs(best_model, img_size=datamodule.img_size),
+              "chance_acc": 100.0 / datamodule.num_classes, "method": method.describe(),
+              "train_attack": method.attack.describe(), "regularizer": regularizer.describe(),
+              "epochs": trainer.current_epoch, "world_size": trainer.world_size, "best_checkpoint": str(best),
+              "checkpoint_monitor": cfg.checkpoint.monitor, "best_val_score": _float(checkpoint.best_model_score),
+              "best_val_acc_clean": (_float(checkpoint.best_model_score)
+                                     if cfg.checkpoint.monitor == "val/acc_clean" else None)}
+    architecture = describe_architecture({**identity, **fields})
+    return results_record(identity=identity, architecture=architecture, model=best_model, evaluation=evaluation,
+                          time_s=time_s, **fields)
 
 
 def _float(x) -> float | None:
     return None if x is None else float(x)
-
-
-def print_summary(record: dict, path: Path) -> None:
-    """The results table, readable at any terminal width: the metric names fold, the numbers never
-    wrap, and the results path goes on its own line unwrapped (a wrapped caption used to break it
-    mid-word, so it could not be copied)."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{record['run_name']}: {record['n_points']} test points")
-    table.add_column("metric", overflow="fold")
-    table.add_column("accuracy %", justify="right", no_wrap=True)
-    table.add_row("clean", f"{record['clean_acc']:.2f}")
-    for name, acc in record["attack_acc"].items():
-        table.add_row(name, f"{acc:.2f}")
-    table.add_row("worst case", f"{record['worst_case_acc']:.2f}", style="bold")
-    if record.get("chance_acc") is not None:  # what guessing scores: the numbers above mean nothing near it
-        table.add_row("chance level", f"{record['chance_acc']:.2f}", style="dim")
-    corruptions = record.get("corruptions")
-    if corruptions:
-        for name, acc in corruptions["acc_by_corruption"].items():
-            table.add_row(f"  {name} (mean of severities)", f"{acc:.2f}")
-        table.add_row(f"corruptions: mean of {corruptions['cells']} cells", f"{corruptions['mean_acc']:.2f}",
-                      style="bold")
-        if "mean_worst_case" in corruptions:
-            table.add_row("corruptions + attacks: worst case", f"{corruptions['mean_worst_case']:.2f}", style="bold")
-    table.add_row("time (s)", f"{record['time_s']['total']:.0f}")
-    console = Console()
-    console.print(table)
-    console.print(f"results: {path}", soft_wrap=True, highlight=False, markup=False)
 
 
 def _interrupted(cfg: DictConfig) -> str:

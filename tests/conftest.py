@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+import robustgen.cli  # noqa: F401,E402  (registers the resolvers conf/ uses: tests load its YAML files directly)
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_CIFAR = REPO.parent / "shared" / "data" / "cifar10"
 

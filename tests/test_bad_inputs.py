@@ -19,7 +19,7 @@ import torch
 from robustgen import analyze
 from robustgen import evaluate as evaluate_app
 from robustgen import train as train_app
-from tests.hydra_helpers import TINY, compose_config
+from tests.helpers.hydra_helpers import TINY, compose_config
 
 FAST = ["experiment=smoke", "logger=none", "progress_bar=false"]
 

@@ -13,7 +13,7 @@ from robustgen.cli import CONFIG_DIR
 from robustgen.corrupt import CORRUPTIONS
 from robustgen.eval import EvalSettings
 from robustgen.train import build_attacks
-from tests.hydra_helpers import compose_config
+from tests.helpers.hydra_helpers import compose_config
 
 GROUPS = ["arch", "data", "attack", "method", "eval", "regularizer", "optim", "trainer", "logger", "experiment", "sweep",
           "paths"]

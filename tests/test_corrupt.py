@@ -246,7 +246,7 @@ def _main(*args: str) -> None:
 
 
 def test_cli_writes_the_official_layout_and_resumes(tmp_path, cifar_root, test_images, capsys):
-    from robustgen.corrupt.manifest import sha256_file
+    from robustgen.data.cifar10c_manifest import sha256_file
     from robustgen.corrupt.params import params_hash
 
     root = _root(tmp_path, cifar_root)
@@ -289,7 +289,7 @@ def test_cli_writes_the_official_layout_and_resumes(tmp_path, cifar_root, test_i
 
 
 def test_workers_and_chunks_give_identical_files(tmp_path, cifar_root):
-    from robustgen.corrupt.generate import generate
+    from robustgen.data.cifar10c_generate import generate
 
     names = ["glass_blur", "snow"]
     one = generate(_root(tmp_path / "a", cifar_root), corruptions=names, n_images=12, workers=1, seed=2)

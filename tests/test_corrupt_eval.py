@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from robustgen.corrupt import CORRUPTIONS, corrupt
-from robustgen.corrupt.data import CorruptedArray, cifar10c_source
-from robustgen.corrupt.evaluate import CorruptionSettings, evaluate_corruptions
+from robustgen.data.corrupted import CorruptedArray, cifar10c_source
+from robustgen.eval.corruptions import CorruptionSettings, evaluate_corruptions
 from robustgen.data.cifar10 import load_cifar10
 from robustgen.errors import DataError
-from tests.trained_model import one_thread, robust_cnn  # noqa: F401  (fixtures)
+from tests.helpers.trained_model import one_thread, robust_cnn  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 N = 100  # test images per cell
@@ -129,7 +129,7 @@ def test_evaluate_cli_reports_the_corruption_table(cifar10c_root, tmp_path):
     import subprocess
     import sys
 
-    from tests.hydra_helpers import TINY, compose_config
+    from tests.helpers.hydra_helpers import TINY, compose_config
     from robustgen.train import train
 
     run = tmp_path / "run"
@@ -152,7 +152,7 @@ def test_imagenette_c_is_made_on_the_fly_and_reproducibly():
     images for the same seed, more change at a higher severity."""
     from pathlib import Path
 
-    from robustgen.corrupt.evaluate import CorruptionSettings as Settings
+    from robustgen.eval.corruptions import CorruptionSettings as Settings
     from robustgen.data import ImagenetteDataModule
 
     shared = Path(__file__).resolve().parents[2] / "shared" / "data" / "imagenette"

@@ -8,7 +8,7 @@ import json
 import pytest
 import yaml
 
-from tests.hydra_helpers import TINY
+from tests.helpers.hydra_helpers import TINY
 from tests.test_multirun import run_cli
 from tests.test_train import run_tiny
 
@@ -47,7 +47,7 @@ def test_a_cascade_logs_only_exact_numbers(tmp_path, cifar_root):
 
 
 def test_offline_wandb_run_holds_config_choices_summary_table_and_figure(tmp_path, cifar_root, monkeypatch):
-    from tests.wandb_offline import read_run
+    from tests.helpers.wandb_offline import read_run
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
@@ -77,7 +77,7 @@ def test_offline_wandb_run_holds_config_choices_summary_table_and_figure(tmp_pat
 
 
 def test_run_group_is_the_sweep_folder_in_a_multirun_and_the_arch_otherwise():
-    from tests.hydra_helpers import compose_config
+    from tests.helpers.hydra_helpers import compose_config
 
     assert compose_config([]).group == "resnet"
 
@@ -104,7 +104,7 @@ def test_optuna_sweeper_searches_the_l1_penalty_and_maximises_the_worst_case(tmp
 def test_shortened_quickstart_beats_chance_clearly(tmp_path, cifar_root):
     """The quickstart on half its images and epochs (~30 s on 2 cores): already 27% clean and 19%
     PGD-ℓ∞ on 100 test points here. At chance (10%), 20 or more of 100 happens with p ≈ 0.002."""
-    from tests.hydra_helpers import compose_config
+    from tests.helpers.hydra_helpers import compose_config
 
     from robustgen.train import train
 
@@ -123,7 +123,7 @@ def test_shortened_quickstart_beats_chance_clearly(tmp_path, cifar_root):
 @pytest.mark.slow  # the quickstart itself: ~2 minutes on 2 cores
 def test_quickstart_learns_well_above_chance(tmp_path, cifar_root):
     """`make quickstart` as shipped: at least 35% clean and 15% PGD-ℓ∞ accuracy (chance: 10%)."""
-    from tests.hydra_helpers import compose_config
+    from tests.helpers.hydra_helpers import compose_config
 
     from robustgen.train import train
 

@@ -18,7 +18,7 @@ from robustgen.data.datasets import IndexedTensorDataset
 from robustgen.eval import EvalSettings, SanitySettings, evaluate_worst_case, run_evaluation
 from robustgen.eval.progress import Reporter, duration, eta
 from tests.conftest import REPO
-from tests.trained_model import one_thread, small_cnn  # noqa: F401  (fixture)
+from tests.helpers.trained_model import one_thread, small_cnn  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -76,7 +76,7 @@ def test_progress_lines_appear_while_a_redirected_run_goes_on(tmp_path, cifar_ro
         from robustgen.data.cifar10 import load_cifar10
         from robustgen.data.datasets import IndexedTensorDataset
         from robustgen.eval import EvalSettings, SanitySettings, run_evaluation
-        from tests.trained_model import small_cnn
+        from tests.helpers.trained_model import small_cnn
 
         class Watched(IndexedTensorDataset):
             def __getitem__(self, k):
@@ -145,7 +145,7 @@ def test_a_terminal_gets_bars_not_lines(points, capsys):
 
 
 def test_corruption_cells_report_lines_with_eta(capsys):
-    from robustgen.corrupt.evaluate import _CellProgress
+    from robustgen.eval.corruptions import _CellProgress
 
     cells = [("fog", 1), ("fog", 2), ("snow", 1)]
     with _CellProgress(True, cells) as advance:

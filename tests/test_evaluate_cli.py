@@ -11,7 +11,7 @@ import pytest
 from robustgen.errors import CheckpointError, ConfigError
 from robustgen.evaluate import evaluate
 from robustgen.train import train
-from tests.hydra_helpers import TINY, compose_config
+from tests.helpers.hydra_helpers import TINY, compose_config
 
 # The fields a training run's results.json has that do not depend on training itself.
 SHARED_FIELDS = {"run_name", "choices", "seed", "overrides", "code_version", "hardware", "arch", "params",

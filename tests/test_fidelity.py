@@ -26,7 +26,7 @@ from hydra.utils import instantiate
 from torch import nn
 
 from robustgen.attack import PGD
-from tests.hydra_helpers import compose_config
+from tests.helpers.hydra_helpers import compose_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.fidelity]
 

@@ -64,7 +64,7 @@ def uninterrupted(tmp_path_factory, cifar_root):
     ids=["mid-epoch", "during-validation", "first-epoch"])
 def test_killed_during_training_resumes_to_the_same_numbers(uninterrupted, tmp_path, cifar_root, stage, epoch, batch):
     out, marker = tmp_path / "run", tmp_path / "killed"
-    kill = ["+callbacks.kill._target_=tests.kill_helpers.KillOnce", f"+callbacks.kill.marker={marker}",
+    kill = ["+callbacks.kill._target_=tests.helpers.kill_helpers.KillOnce", f"+callbacks.kill.marker={marker}",
             f"+callbacks.kill.stage={stage}", f"+callbacks.kill.epoch={epoch}", f"+callbacks.kill.batch={batch}"]
     cmd = command(out, cifar_root, *kill)
     first = subprocess.run(cmd, cwd=REPO, env=env(), capture_output=True, text=True, timeout=600)

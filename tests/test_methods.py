@@ -14,7 +14,7 @@ from robustgen.attack import PGD, NoAttack
 from robustgen.errors import ConfigError
 from robustgen.method import (MART, PGDAT, TRADES, CatastrophicOverfittingMonitor, FastAT, NoiseStartPGD,
                               catastrophic_overfitting)
-from tests.trained_model import single_thread, small_cnn
+from tests.helpers.trained_model import single_thread, small_cnn
 
 EPS = 8 / 255
 
@@ -245,7 +245,7 @@ def test_each_method_trains_through_the_app_and_is_recorded(method, tmp_path, ci
 
 
 def test_cyclic_schedule_rises_to_lr_at_two_fifths_then_falls_to_zero():
-    from robustgen.optim import OptimConfig, build_optimizer
+    from robustgen.training.optim import OptimConfig, build_optimizer
 
     param = nn.Parameter(torch.zeros(1))
     optimizer, schedule = build_optimizer([param], OptimConfig(lr=0.2, schedule="cyclic"), 100, 10)
@@ -261,7 +261,7 @@ def test_cyclic_schedule_rises_to_lr_at_two_fifths_then_falls_to_zero():
 
 
 def test_method_configs_compose_and_fast_at_selects_the_cyclic_schedule():
-    from tests.hydra_helpers import compose_config
+    from tests.helpers.hydra_helpers import compose_config
 
     from robustgen.cli import build
 
@@ -277,8 +277,8 @@ def test_method_configs_compose_and_fast_at_selects_the_cyclic_schedule():
 
 def test_channels_last_module_trains_the_same_model():
     """channels_last changes the memory layout, not the function: one step gives the same loss."""
-    from robustgen.module import AdversarialClassifier
-    from robustgen.optim import OptimConfig
+    from robustgen.training.module import AdversarialClassifier
+    from robustgen.training.optim import OptimConfig
 
     torch.manual_seed(0)
     base = small_cnn()

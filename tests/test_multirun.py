@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hydra_helpers import TINY
+from tests.helpers.hydra_helpers import TINY
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The whole report on a synthetic study with known numbers (tests/report_study.py): every table,
+"""The whole report on a synthetic study with known numbers (tests/helpers/report_study.py): every table,
 the corruption join, the claims against the paper's signs, the figures, and refused mixtures."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from robustgen.report.main_table import main_table
 from robustgen.report.paper import beside_paper, hybrids_and_patches, paper_table
 from robustgen.report.runs import ReportError, collect
 from robustgen.report.stats import wilson_interval
-from tests.report_study import write, write_study
+from tests.helpers.report_study import write, write_study
 
 FIGURES = ("robust_generalization.png", "worst_case.png", "design_trends.png", "clean_vs_worst_case.png",
            "sparsity_analysis.png")

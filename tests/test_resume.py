@@ -10,7 +10,7 @@ import torch
 
 from robustgen.errors import CheckpointError, ConfigError
 from robustgen.train import train
-from tests.hydra_helpers import TINY, compose_config
+from tests.helpers.hydra_helpers import TINY, compose_config
 
 # The setting, scaled to test size: vanilla training (no attack), val accuracy on 200 images.
 VANILLA = ["attack=none", "data.train_subset=256", "data.val_size=200", "data.val_adv_points=16",
@@ -131,7 +131,7 @@ def test_a_new_folder_resumed_into_can_itself_be_resumed(four_epochs, tmp_path, 
 
 
 def test_display_and_worker_settings_do_not_block_a_resume():
-    from robustgen.resume import training_settings
+    from robustgen.training.resume import training_settings
 
     base = {"seed": 1, "progress_bar": True, "trainer": {"enable_progress_bar": True, "max_epochs": 4},
             "data": {"num_workers": 2, "batch_size": 32}, "optim": {"lr": 0.1}}

@@ -16,7 +16,7 @@ from robustgen.sparsity import block_norms, bound_record, sparsity_measures, the
 from robustgen.sparsity.bound import block_input_fro, rademacher_norm
 from robustgen.sparsity.bound import spectral_norm as spectral
 from robustgen.sparsity.measures import hoyer_sparsity, near_zero_fraction
-from tests.hydra_helpers import TINY, compose_config
+from tests.helpers.hydra_helpers import TINY, compose_config
 
 # The weights of a 1-block ViT, by kind, written out by hand (not derived with layer_kinds).
 VIT_WEIGHTS = {

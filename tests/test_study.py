@@ -10,7 +10,7 @@ import pytest
 
 from robustgen.cli import build
 from robustgen.study import STAGE_FILE, Stage, main, run_stage, stages
-from tests.hydra_helpers import compose_config
+from tests.helpers.hydra_helpers import compose_config
 
 
 def first_job(overrides: list[str]) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from robustgen.sweep import main, planned_jobs, record_failure, summarize
-from tests.hydra_helpers import compose_config
+from tests.helpers.hydra_helpers import compose_config
 
 
 def test_summary_sorts_jobs_into_done_failed_and_missing(tmp_path, capsys):

@@ -8,10 +8,10 @@ import re
 import pytest
 import torch
 
-from robustgen.checkpoint import load_model
+from robustgen.record.checkpoint import load_model
 from robustgen.errors import CheckpointError, ConfigError, DataError
 from robustgen.train import train
-from tests.hydra_helpers import TINY, compose_config
+from tests.helpers.hydra_helpers import TINY, compose_config
 
 RESULT_FIELDS = {"choices", "seed", "code_version", "params", "clean_acc", "attack_acc", "worst_case_acc",
                  "n_points", "time_s", "train_attack", "eval_attacks", "hardware", "best_checkpoint"}

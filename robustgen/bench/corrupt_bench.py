@@ -19,8 +19,8 @@ import torch
 
 from robustgen.bench.eval_bench import cpu_name, get_model
 from robustgen.corrupt import CORRUPTIONS
-from robustgen.corrupt.data import cifar10c_source
-from robustgen.corrupt.evaluate import CorruptionSettings, evaluate_corruptions
+from robustgen.data.corrupted import cifar10c_source
+from robustgen.eval.corruptions import CorruptionSettings, evaluate_corruptions
 from robustgen.data.cifar10 import load_cifar10
 from robustgen.data.datasets import IndexedTensorDataset
 from robustgen.eval.worst_case import evaluate_worst_case

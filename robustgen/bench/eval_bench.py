@@ -24,41 +24,12 @@ from pathlib import Path
 
 import torch
 import torchattacks
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
-
-import robustgen
 from robustgen.attack import PGD
+from robustgen.cli.presets import eval_settings, load_attack_set
 from robustgen.errors import ConfigError
 from robustgen.eval import EvalSettings, run_evaluation
 from robustgen.eval.worst_case import EvalReport, evaluate_worst_case
 from robustgen.modes import eval_mode
-
-CONF = Path(robustgen.__file__).resolve().parents[1] / "conf"
-
-
-def load_attack_set(name: str) -> tuple[dict, int]:
-    cfg = _eval_config(name)
-    return {k: instantiate(spec) for k, spec in cfg.attacks.items()}, int(cfg.batch_size)
-
-
-def _eval_config(name: str):
-    path = CONF / "eval" / f"{name}.yaml"
-    if not path.is_file():
-        options = sorted(p.stem for p in (CONF / "eval").glob("*.yaml"))
-        raise ConfigError(f"no attack set {name!r}; options: {', '.join(options)}")
-    return OmegaConf.load(path)  # `${div:8,255}` resolves: importing robustgen registered it
-
-
-def eval_settings(name: str, n_points: int, sanity: bool) -> EvalSettings:
-    """The set's evaluation settings as Hydra composes them (its sanity settings over
-    conf/eval/sanity/default.yaml), on `n_points` points, with or without the sanity checks."""
-    cfg = _eval_config(name)
-    checks = OmegaConf.merge(OmegaConf.load(CONF / "eval" / "sanity" / "default.yaml"), cfg.get("sanity") or {})
-    values = {"n_points": n_points, "batch_size": int(cfg.batch_size), "per_attack": bool(cfg.get("per_attack", True)),
-              "sanity": {**OmegaConf.to_container(checks), "enabled": sanity}}
-    return EvalSettings.from_dict(values, name=name)
-
 
 def time_sanity(model, dataset, eval_set: str, n_points: int, log=print) -> dict:
     """The whole evaluation on the same points without, then with the sanity checks (fresh attack
@@ -96,7 +67,7 @@ PARTS = ("cascade", "pgd", "sanity")
 
 def get_model(checkpoint: str | None, small_model: Path | None, data_root: str, log=print) -> tuple:
     if checkpoint:
-        from robustgen.checkpoint import load_model
+        from robustgen.record.checkpoint import load_model
 
         model, hparams = load_model(checkpoint)
         return model.eval(), f"checkpoint {checkpoint} (arch={hparams['arch']['name']})"

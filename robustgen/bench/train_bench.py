@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from robustgen.attack import PGD
 from robustgen.errors import ConfigError
-from robustgen.optim import OptimConfig, build_optimizer
+from robustgen.training.optim import OptimConfig, build_optimizer
 
 PARTS = ("overhead", "options", "scaling", "val_cost")
 # Dense (non-sparse) bf16 tensor-core peaks, TFLOP/s, from NVIDIA's data sheets.
@@ -103,7 +103,7 @@ class _Clock(L.Callback):
 
 def lightning_seconds(s: Setting, state: dict, loader: DataLoader, warmup: int, device: str) -> float:
     """Seconds for the batches after `warmup` through the module under a Trainer."""
-    from robustgen.module import AdversarialClassifier
+    from robustgen.training.module import AdversarialClassifier
 
     model = make_model(s.arch)
     model.load_state_dict(state)
@@ -160,7 +160,7 @@ def measure(path, s: Setting, state: dict, images, labels, n_batches: int, warmu
 def mfu(arch: str, steps: int, images_per_s: float, peak_tflops: float | None) -> float | None:
     if not peak_tflops:
         return None
-    from robustgen.zoo import count_macs
+    from robustgen.arch.measure import count_macs
 
     flops_per_image = 2 * count_macs(make_model(arch)) * 3 * (steps + 1)
     return flops_per_image * images_per_s / (peak_tflops * 1e12)
@@ -268,13 +268,10 @@ def run_train_bench(arch: str = "small", device: str | None = None, batch_size: 
 
 def val_cost(s: Setting, state: dict, images, labels, device: str, n_val: int, log=print) -> dict:
     """Seconds of the module's worst-case validation on `n_val` images vs a 50,000-image epoch."""
-    from omegaconf import OmegaConf
+    from robustgen.cli.presets import validation_attacks
+    from robustgen.training.module import ADV_LOADER, AdversarialClassifier
 
-    from robustgen.cli import CONFIG_DIR, build, build_named
-    from robustgen.module import ADV_LOADER, AdversarialClassifier
-
-    train_cfg = OmegaConf.load(f"{CONFIG_DIR}/train.yaml")  # the study's validation attacks, as configured
-    val_attack, extra = build(train_cfg.val_attack), build_named(train_cfg.val_eval.attacks)
+    val_attack, extra = validation_attacks()  # the study's validation attacks, as configured
     model = make_model(s.arch)
     model.load_state_dict(state)
     module = AdversarialClassifier(model.to(device).eval(), make_attack(s.steps), val_attack, OptimConfig(),

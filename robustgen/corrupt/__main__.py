@@ -11,7 +11,8 @@ import os
 import sys
 import time
 
-from robustgen.corrupt.generate import FileStats, Summary, generate
+from robustgen.errors import RobustgenError, fail
+from robustgen.data.cifar10c_generate import FileStats, Summary, generate
 from robustgen.corrupt.params import CORRUPTIONS
 
 PREFIX = "robustgen.corrupt:"
@@ -96,9 +97,6 @@ def print_summary(summary: Summary) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from robustgen.cli import fail
-    from robustgen.errors import RobustgenError
-
     parser = argparse.ArgumentParser(prog="python -m robustgen.corrupt", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.error = fail  # one line, exit 2, like every robustgen entry point

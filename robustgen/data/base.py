@@ -77,7 +77,7 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled and augmented from (seed, epoch) alone, so that a resumed run sees the same
-        batches as the uninterrupted one (robustgen/resume.py). Under DDP (trainer=ddp) rank r of
+        batches as the uninterrupted one (robustgen/training/resume.py). Under DDP (trainer=ddp) rank r of
         w takes every w-th image of that order, so the ranks' batches k together are batch k of one
         process with a w-times larger batch (Lightning's own sampler would reshuffle: ddp.yaml turns
         it off)."""

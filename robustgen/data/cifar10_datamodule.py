@@ -48,6 +48,6 @@ class CIFAR10DataModule(ClassificationDataModule):
 
     def corruption_source(self, settings):
         """CIFAR-10-C in `settings.folder` (default <root>/CIFAR-10-C), checked against the test labels."""
-        from robustgen.corrupt.data import cifar10c_source
+        from robustgen.data.corrupted import cifar10c_source
 
         return cifar10c_source(self.root, settings.names, self.test_dataset().labels.numpy(), settings.folder)

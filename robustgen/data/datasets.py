@@ -90,7 +90,7 @@ class IndexedTensorDataset(Dataset):
         """sha256 of the first `n` items' pixels, labels and ids, without decoding (no transform);
         with a transform, what the model sees depends on it: hash the decoded items instead."""
         if self.transform is not None:
-            from robustgen.eval.outcomes import data_fingerprint
+            from robustgen.data.fingerprint import data_fingerprint
 
             return data_fingerprint(torch.utils.data.Subset(self, range(n)), n)
         import hashlib

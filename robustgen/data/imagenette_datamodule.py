@@ -39,7 +39,7 @@ class ImagenetteDataModule(ClassificationDataModule):
 
     def corruption_source(self, settings):
         """ImageNette-C: the test set corrupted on the fly with the ImageNet-C parameters (224 px)."""
-        from robustgen.corrupt.data import CorruptionSource
+        from robustgen.data.corrupted import CorruptionSource
 
         test = self.test_dataset()
         return CorruptionSource("on the fly", None, len(test), base=test, seed=settings.seed)

@@ -22,7 +22,7 @@ from robustgen.errors import RobustgenError
 from robustgen.eval.outcomes import OUTCOMES_FILE, Outcomes, load_outcomes
 from robustgen.eval.run import parse_shard
 from robustgen.eval.worst_case import report_from_outcomes
-from robustgen.results import RESULTS_FILE, write_results
+from robustgen.record.results import RESULTS_FILE, write_results
 
 # parts of the outcomes' `about` that must agree, and what a user calls them
 _ABOUT = {"weights": "weights (checkpoint)", "attacks": "attack set", "code": "attack code version",

@@ -26,6 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from robustgen.data.fingerprint import data_fingerprint  # noqa: F401  (part of the fingerprint API)
+from robustgen.record.files import atomic_write_text
+
 FORMAT = "robustgen.eval_outcomes/1"
 OUTCOMES_FILE = "eval_outcomes.json"
 CLEAN = "clean"  # broken_by of points misclassified without attack
@@ -41,24 +44,6 @@ def weights_fingerprint(model: nn.Module) -> str:
         t = tensor.detach().cpu().contiguous()
         digest.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
         digest.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
-
-
-def data_fingerprint(dataset, n: int) -> str:
-    """sha256 of the first `n` items exactly as the model sees them: images, labels and example ids.
-    Which split, which corruption and severity, which transform: all of it shows in the pixels, so
-    two data sets that merely share a type and a length (clean vs noisy test set) never match.
-    Data sets that can hash themselves without decoding (``fingerprint(n)``) do; others are read."""
-    own = getattr(dataset, "fingerprint", None)
-    if callable(own):
-        return own(n)
-    from torch.utils.data import DataLoader, Subset
-
-    digest = hashlib.sha256()
-    for x, y, ids in DataLoader(Subset(dataset, range(n)), batch_size=256, shuffle=False):
-        for t in (x.contiguous(), y, ids):
-            digest.update(f"{t.dtype}{tuple(t.shape)}".encode())
-            digest.update(t.numpy().tobytes())
     return digest.hexdigest()
 
 
@@ -140,10 +125,7 @@ class Outcomes:
 
     def save(self, path: Path) -> None:
         """Write atomically: an interruption leaves the previous complete file, never half of one."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json()))
-        tmp.replace(path)
+        atomic_write_text(path, json.dumps(self.to_json()))
 
     @classmethod
     def from_json(cls, data: dict) -> Outcomes:

@@ -18,8 +18,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from robustgen.attack.base import Attack
-from robustgen.corrupt.data import CorruptionSource
-from robustgen.corrupt.evaluate import CorruptionReport, CorruptionSettings, evaluate_corruptions
+from robustgen.data.corrupted import CorruptionSource
+from robustgen.eval.corruptions import CorruptionReport, CorruptionSettings, evaluate_corruptions
 from robustgen.errors import ConfigError
 from robustgen.eval.outcomes import OUTCOMES_FILE
 from robustgen.eval.progress import Reporter

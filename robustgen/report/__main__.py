@@ -28,9 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     console = Console()
     if argv[:1] == ["sparsity"]:
-        from robustgen.analyze import main as analyze
+        from robustgen.report.sparsity import main as sparsity
 
-        return analyze(argv)
+        return sparsity(argv)
     try:
         if argv[:1] == ["compare"]:
             parser = argparse.ArgumentParser(prog="python -m robustgen.report compare")
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
                                                              "default: each one found, in DIR/<data> when several)")
         parser.add_argument("--compare", choices=["paper"], default=None)
         args = parser.parse_args(argv)
-        found = collect(args.runs)
+        found = collect(args.runs, complete=architecture_from_today)
+        warn_completed(found.completed)
         datasets = [args.data] if args.data else sorted({r.data for r in found.runs}) or ["cifar10"]
         for data in datasets:
             report(args.runs, args.out if len(datasets) == 1 else args.out / data, data, args.compare, console, found)
@@ -58,6 +59,22 @@ def main(argv: list[str] | None = None) -> int:
     except RobustgenError as err:
         print(f"robustgen.report: error: {err}", file=sys.stderr)
         return 2
+
+
+def architecture_from_today(record: dict) -> dict:
+    """The `architecture` section of a results.json written before runs recorded it, derived from
+    today's conf/ and registry (imported only when such a file is found: Hydra takes a second)."""
+    from robustgen.cli.study_defaults import describe_architecture
+
+    return describe_architecture(record)
+
+
+def warn_completed(files: list[Path]) -> None:
+    if files:
+        shown = ", ".join(map(str, files[:5])) + (f" and {len(files) - 5} more" if len(files) > 5 else "")
+        print(f"robustgen.report: warning: {len(files)} results.json written before robustgen 0.3 have no "
+              f"architecture section; derived it from today's conf/ (a change of conf/arch defaults moves "
+              f"these runs, not newer ones): {shown}", file=sys.stderr)
 
 
 if __name__ == "__main__":

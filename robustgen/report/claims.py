@@ -14,7 +14,7 @@ import math
 
 import pandas as pd
 
-from robustgen.report.paper import hybrid_patch_paper, paper_name, paper_table
+from robustgen.report.paper import hybrid_patch_paper, paper_table
 from robustgen.report.stats import group_difference
 
 FAMILY_MEASURES = ("pgd_linf", "pgd_l2", "pgd_l1", "worst_case")
@@ -50,7 +50,7 @@ def _row(claim: str, measure: str, a: list[dict], b: list[dict], paper: float, n
 def family_claims(table: pd.DataFrame) -> list[dict]:
     """Claim 1 on main_table's rows that are the study's default configurations."""
     rows = table[table["study_default"]].copy()
-    rows["paper_name"] = [paper_name(a) for a in rows["arch_choice"]]
+    rows["paper_name"] = rows["paper_row"]
     attention = rows[rows["family"].isin(["transformer", "hybrid"])]
     cnn = rows[rows["family"] == "cnn"]
     paper = paper_table().set_index("architecture")

@@ -63,7 +63,7 @@ def corruption_table(runs: list[Run], data: str = "cifar10") -> pd.DataFrame:
         c_points = lambda group: [int(r.record["corruptions"]["n_points"]) for r in group]  # noqa: E731
         rows.append({
             "architecture": label, "arch_choice": at[0].arch, "study_default": at[0].study_default,
-            "family": at[0].family,
+            "family": at[0].family, "paper_row": at[0].paper_row,
             "vanilla_acc": cell([r.clean for r in base], [r.n_points for r in base]) if base else None,
             "vanilla_c_acc": cell([r.record["corruptions"]["mean_acc"] for r in base], c_points(base)) if base else None,
             "clean": cell([r.clean for r in at], [r.n_points for r in at]),

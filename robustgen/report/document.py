@@ -20,7 +20,7 @@ from robustgen.report.claims import claims
 from robustgen.report.corruption_table import C_TITLES, corruption_table
 from robustgen.report.main_table import cell_columns, flat, formatted, main_table
 from robustgen.report.paper import (beside_paper, compact, hybrid_or_patch_row, hybrid_patch_paper, hybrids_and_patches,
-                                    paper_name, paper_with_families)
+                                    paper_with_families)
 from robustgen.report.runs import Collection, Run, collect
 from robustgen.report.sparsity import plot as plot_sparsity
 from robustgen.report.sparsity import rank_correlations, run_row
@@ -206,8 +206,7 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
     if len(main):
         paper = paper_with_families() if with_paper else None
         paper_worst = paper.set_index("architecture")["worst_case"] if paper is not None else pd.Series(dtype=float)
-        shown = main.assign(paper_worst_case=[paper_worst.get(paper_name(a, d))
-                                              for a, d in zip(main["arch_choice"], main["study_default"])])
+        shown = main.assign(paper_worst_case=[paper_worst.get(row) for row in main["paper_row"]])
         how = (lambda drawn: f" ({drawn}: the paper)") if with_paper else (lambda drawn: "")  # noqa: E731
         eps = {name: s["eps"] for r in runs for name, s in r.attack_settings.items() if "eps" in (s or {})}
         doc.section("Figures")

@@ -15,7 +15,6 @@ import json
 
 import pandas as pd
 
-from robustgen.report.defaults import penalised
 from robustgen.report.runs import PAPER_ATTACKS, ReportError, Run
 from robustgen.report.stats import seeds_points_interval, wilson_interval
 
@@ -80,8 +79,8 @@ def main_table(runs: list[Run], data: str = "cifar10") -> pd.DataFrame:
         row: dict = {"architecture": label, "params_m": (first.params or 0) / 1e6, "runs": len(group),
                      "seeds": sorted({r.seed for r in group if r.seed is not None}),
                      "arch_settings": first.record.get("arch") or {}, "arch_choice": first.arch,
-                     "family": first.family, "study_default": first.study_default,
-                     "penalised": penalised(first.record)}
+                     "family": first.family, "study_default": first.study_default, "paper_row": first.paper_row,
+                     "penalised": first.penalised}
         model = _model_key(group[0])  # vanilla: the same network (arch settings) on the same data
         base = one_per_seed([r for r in vanilla if _model_key(r) == model])
         row["vanilla_acc"] = cell([r.clean for r in base], [r.n_points for r in base]) if base else None

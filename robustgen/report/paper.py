@@ -25,14 +25,6 @@ def paper_table(name: str = "paper_table_cifar10.csv") -> pd.DataFrame:
         return pd.read_csv(f)
 
 
-def paper_name(arch_choice: str, study_default: bool = True) -> str | None:
-    """The paper's main-table row for a row of ours: only the study's own configuration of an
-    architecture (defaults.py) has one."""
-    from robustgen.arch import get_spec, list_archs
-
-    return get_spec(arch_choice).paper_name if study_default and arch_choice in list_archs() else None
-
-
 def hybrid_or_patch_row(arch: dict) -> str | None:
     """The hybrid/patch table's row for a run's arch settings: "CoAtNet-CTTT", "ViT p=2", or None."""
     name = (arch or {}).get("name")
@@ -90,7 +82,7 @@ def beside_paper(table: pd.DataFrame, kind: str = "main") -> tuple[pd.DataFrame,
     if kind == "hybrids":
         ours["paper_name"] = ours["architecture"]
     else:
-        ours["paper_name"] = [paper_name(a, d) for a, d in zip(ours["arch_choice"], ours["study_default"])]
+        ours["paper_name"] = ours["paper_row"]  # as each run recorded it (robustgen/record/architecture.py)
     joined = ours.merge(paper, on="paper_name", how="left", suffixes=("", "_paper"))
     cells = pd.DataFrame({"architecture": joined["architecture"], "paper_name": joined["paper_name"]})
     rankings = []
@@ -126,10 +118,6 @@ def compact(cells: pd.DataFrame) -> pd.DataFrame:
 
 
 def paper_with_families() -> pd.DataFrame:
-    """The paper's main table with each architecture's family (cnn, transformer, hybrid, mlp) from
-    our registry, for the figures."""
-    from robustgen.arch import get_spec, list_archs
-
-    family = {get_spec(a).paper_name: get_spec(a).family for a in list_archs() if get_spec(a).paper_name}
-    table = paper_table()
-    return table.assign(family=table["architecture"].map(family))
+    """The paper's main table with each architecture's family (cnn, transformer, hybrid, mlp): the
+    table ships with a `family` column, so the figures need no registry."""
+    return paper_table()

@@ -4,6 +4,12 @@ jobs of a sweep that have none.
 A path may be a run folder, a multirun (sweep) folder, a results.json file or a glob. Inside a
 sweep folder, every job folder (one holding `.hydra/`) without a results.json is reported as
 missing — it failed, was killed or is still running — so that a table is never silently short.
+
+Where a run belongs (its family, its paper row, whether it is the study's configuration) is read
+from the `architecture` section its results.json recorded when it ran, never from today's configs
+or registry: changing a default in conf/ does not move old runs between tables. Files written
+before that section existed are completed once by the caller (`complete`; the report's command
+line derives it from today's conf/ and says which files it did that for).
 """
 from __future__ import annotations
 
@@ -11,10 +17,11 @@ import glob
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from robustgen.errors import RobustgenError
-from robustgen.report.defaults import is_study_default
-from robustgen.results import RESULTS_FILE
+from robustgen.record.architecture import SECTION, penalised
+from robustgen.record.results import RESULTS_FILE
 
 # The attacks of the paper's table, in its column order (conf/eval/paper.yaml's names).
 PAPER_ATTACKS = ("pgd_linf", "aa_linf", "pgd_l2", "pgd_l1")
@@ -44,17 +51,28 @@ class Run:
     label: str = ""                  # the row it belongs to: set by :func:`label_rows`
 
     @property
+    def architecture(self) -> dict:
+        """The run's `architecture` section (robustgen/record/architecture.py)."""
+        return self.record[SECTION]
+
+    @property
     def study_default(self) -> bool:
-        """The study's own configuration of this architecture (see defaults.py): it has a paper row."""
-        return is_study_default(self.arch, self.record)
+        """The study's own configuration of this architecture: it has a paper row."""
+        return bool(self.architecture.get("study_configuration"))
 
     @property
     def family(self) -> str | None:
-        """cnn, transformer, hybrid or mlp (the architecture registry's), None for an unknown arch."""
-        from robustgen.arch import get_spec, list_archs
+        """cnn, transformer, hybrid or mlp, as the run recorded it (None if unknown)."""
+        return self.architecture.get("family")
 
-        known = [n for n in (self.arch, (self.record.get("arch") or {}).get("name")) if n in list_archs()]
-        return get_spec(known[0]).family if known else None
+    @property
+    def paper_row(self) -> str | None:
+        """The paper's main-table row this run reproduces (None for variants and other architectures)."""
+        return self.architecture.get("paper_row")
+
+    @property
+    def penalised(self) -> bool:
+        return penalised(self.record.get("regularizer"))
 
     def training_setup(self) -> dict:
         """Everything that defines the trained model except the seed: runs equal here are seeds
@@ -81,12 +99,9 @@ def _differing(setups: list[dict]) -> set[tuple[str, str]]:
 
 def _variant(run: Run) -> list[str]:
     """What sets the run apart from the study's configuration of its arch choice: architecture
-    settings that differ from the composed defaults (defaults.py), the weight penalty, the method."""
-    from robustgen.report.defaults import default_arch
-
-    default = default_arch(run.arch) or {}
-    arch = run.record.get("arch") or {}
-    parts = [f"arch.{k}={arch[k]}" for k in sorted(arch) if k in default and arch[k] != default[k]]
+    settings that differ from the study's (as recorded), the weight penalty, the method."""
+    differs = run.architecture.get("differs_from_study") or {}
+    parts = [f"arch.{k}={v}" for k, v in sorted(differs.items())]
     regularizer = run.record.get("regularizer") or {}
     if regularizer.get("type", "NoRegularizer") != "NoRegularizer":
         scope = regularizer.get("scope")
@@ -117,6 +132,7 @@ def label_rows(runs: list[Run]) -> None:
 class Collection:
     runs: list[Run]
     missing: list[Path]              # job folders of a sweep without results.json
+    completed: list[Path] = field(default_factory=list)  # files whose architecture section was derived now
 
 
 def _expand(paths: list[str | Path]) -> list[Path]:
@@ -151,7 +167,7 @@ def results_files(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
 
 def _run_from(path: Path, record: dict) -> Run:
     choices = record.get("choices") or {}
-    return Run(path=path.parent, arch=choices.get("arch") or (record.get("arch") or {}).get("name", "?"),
+    return Run(path=path.parent, arch=record[SECTION].get("choice") or choices.get("arch") or "?",
                data=choices.get("data", "cifar10"), vanilla=choices.get("attack") == "none",
                method=(record.get("method") or {}).get("name", "pgd_at"), seed=record.get("seed"),
                params=record.get("params"), n_points=int(record.get("n_points") or 0),
@@ -160,20 +176,34 @@ def _run_from(path: Path, record: dict) -> Run:
                record=record)
 
 
-def collect(paths: list[str | Path]) -> Collection:
+Completion = Callable[[dict], dict]  # a results.json record → its `architecture` section
+
+
+def collect(paths: list[str | Path], complete: Completion | None = None) -> Collection:
     """Every results.json at or under `paths`, and every sweep job folder without one.
 
+    `complete(record)` gives the `architecture` section of files written before robustgen 0.3
+    recorded it; :attr:`Collection.completed` lists the files it was used for.
+
     Raises:
-        ReportError: a path that does not exist, or a results.json that cannot be read.
+        ReportError: a path that does not exist, a results.json that cannot be read, or one
+            without an architecture section when no `complete` is given.
     """
     files, missing = results_files(paths)
-    runs = []
+    runs, completed = [], []
     for file in files:
         try:
-            runs.append(_run_from(file, json.loads(file.read_text())))
+            record = json.loads(file.read_text())
+            if SECTION not in record:
+                if complete is None:
+                    raise ReportError(f"{file} was written before robustgen recorded each run's architecture "
+                                      f"section; report it with `python -m robustgen.report`, which fills it in")
+                record[SECTION] = complete(record)
+                completed.append(file)
+            runs.append(_run_from(file, record))
         except (OSError, ValueError, KeyError) as err:
             raise ReportError(f"{file}: not a readable robustgen results.json ({err})") from err
     for data in {r.data for r in runs}:  # each data set is reported on its own
         label_rows([r for r in runs if r.data == data and not r.vanilla])
         label_rows([r for r in runs if r.data == data and r.vanilla])
-    return Collection(runs, missing)
+    return Collection(runs, missing, completed)

@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from robustgen.errors import RobustgenError
-from robustgen.results import RESULTS_FILE, read_results
+from robustgen.record.results import RESULTS_FILE, read_results
 
 # (column key, label) of the measures and of the outcomes they are correlated with.
 MEASURES = (("near_zero", "overall near-zero"), ("hoyer", "overall Hoyer"), ("attention_hoyer", "attention Hoyer"),

@@ -1,4 +1,4 @@
-"""`python -m robustgen.corrupt.examples [--index I] [--out PNG]`: one test image under every corruption.
+"""`python -m robustgen.data.cifar10c_examples [--index I] [--out PNG]`: one test image under every corruption.
 
 Rows: the 15 corruptions; columns: the clean image and severities 1, 3, 5, each upscaled ×4 with
 nearest-neighbour so single pixels stay visible. The images are exactly those the generated files
@@ -52,7 +52,7 @@ def plot(image: np.ndarray, grid: dict, title: str, out: Path, scale: int = 4) -
 def main(argv: list[str] | None = None) -> int:
     from robustgen.data.cifar10 import CLASSES, load_cifar10
 
-    parser = argparse.ArgumentParser(prog="python -m robustgen.corrupt.examples", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m robustgen.data.cifar10c_examples", description=__doc__)
     parser.add_argument("--root", default=os.environ.get("ROBUSTGEN_DATA") or "data")
     parser.add_argument("--index", type=int, default=6, help="CIFAR-10 test image (default 6, a red car)")
     parser.add_argument("--seed", type=int, default=0)

@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
 import robustgen
 from robustgen.corrupt.params import params_hash
+from robustgen.record.files import atomic_write
 
 MANIFEST = "manifest.json"
 LABELS = "labels.npy"
@@ -63,21 +63,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _replace_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def save_array(path: Path, array: np.ndarray, file_settings: dict) -> dict:
     """Write `array` as .npy atomically; return its manifest entry."""
-    _replace_atomically(path, lambda f: np.save(f, array, allow_pickle=False))
+    atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
     return {"sha256": sha256_file(path), "bytes": path.stat().st_size, "shape": list(array.shape),
             "dtype": str(array.dtype), "settings": file_settings}
 
@@ -99,7 +87,7 @@ def load(folder: Path) -> tuple[dict, str | None]:
 
 def save(folder: Path, manifest: dict) -> None:
     text = json.dumps(manifest, indent=2, sort_keys=False) + "\n"
-    _replace_atomically(folder / MANIFEST, lambda f: f.write(text.encode()))
+    atomic_write(folder / MANIFEST, lambda f: f.write(text.encode()))
 
 
 def _describe_difference(old: dict, new: dict) -> str:

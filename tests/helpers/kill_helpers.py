@@ -1,6 +1,6 @@
 """A test-only Lightning callback that SIGKILLs its own training process once, at a chosen point.
 
-Used by tests/test_kill.py through the config (`+callbacks.kill._target_=tests.kill_helpers.KillOnce`),
+Used by tests/test_kill.py through the config (`+callbacks.kill._target_=tests.helpers.kill_helpers.KillOnce`),
 so the kill is real (no cleanup, no exception handlers run) and lands exactly where asked. The
 marker file is written first: the rerun of the same command finds it and runs to the end.
 """

@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 
-from robustgen.checkpoint import read_checkpoint
-from robustgen.cli import flatten
 from robustgen.data.datasets import mixed_seed
 from robustgen.errors import CheckpointError, ConfigError
+from robustgen.record.checkpoint import read_checkpoint
+from robustgen.record.files import atomic_write
 
 log = logging.getLogger("robustgen")
 
@@ -66,6 +67,17 @@ def resolve_resume(resume: str | None, output_dir: Path) -> Path | None:
         raise ConfigError(f"resume={resume}: no such checkpoint; pass a run's checkpoints/last.ckpt, "
                           f"or resume=auto to continue the run in hydra.run.dir when it has one")
     return path
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    """A plain config as {"attack.eps": 0.031, "optim.betas.0": 0.9, ...}, leaves only."""
+    if isinstance(tree, (dict, list)):
+        items = tree.items() if isinstance(tree, dict) else enumerate(tree)
+        out: dict[str, Any] = {}
+        for key, value in items:
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: tree}
 
 
 def training_settings(config: dict, output_dir: str | Path | None = None) -> dict[str, Any]:
@@ -179,11 +191,8 @@ class BatchSeed(Callback):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file, then rename it into place: a kill while saving
-    leaves the previous complete file (Lightning writes the target file directly)."""
+    """Write each checkpoint atomically (robustgen/record/files.py): a kill while saving leaves the
+    previous complete file (Lightning writes the target file directly)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        super().save_checkpoint(checkpoint, tmp, storage_options)
-        os.replace(tmp, path)
+        atomic_write(path, lambda f: torch.save(checkpoint, f))

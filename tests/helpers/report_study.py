@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from robustgen.arch import get_spec, list_archs
-from robustgen.report.defaults import default_arch
+from robustgen.cli.study_defaults import default_arch
 from robustgen.report.paper import hybrid_patch_paper, paper_table
 
 ATTACKS = ("pgd_linf", "aa_linf", "pgd_l2", "pgd_l1")

@@ -83,3 +83,13 @@ def publish(loggers: list, record: dict, output_dir: Path) -> None:
         run.summary.update(summary_metrics(record))
         run.log({"final/results": wandb.Table(columns=TABLE_COLUMNS, data=result_rows(record)),
                  "final/accuracy": wandb.Image(str(figure))})
+
+
+def finish_wandb(loggers: list) -> None:
+    """End the W&B run. Lightning's finalize leaves it open, and a later run in the same process
+    (the jobs of a multirun, tests) would otherwise log into it instead of its own run."""
+    from lightning.pytorch.loggers import WandbLogger
+
+    for lg in loggers:
+        if isinstance(lg, WandbLogger) and lg._experiment is not None:
+            lg.experiment.finish()

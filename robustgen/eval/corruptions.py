@@ -17,8 +17,10 @@ from pathlib import Path
 from torch import nn
 
 from robustgen.attack.base import Attack
-from robustgen.corrupt.data import CorruptionSource, check_names
+from robustgen.data.corrupted import CorruptionSource, check_names
 from robustgen.errors import ConfigError
+from robustgen.eval.progress import Reporter, duration, eta
+from robustgen.eval.worst_case import evaluate_worst_case
 
 METRIC_PREFIX = "test/corruption"
 
@@ -96,9 +98,6 @@ def evaluate_corruptions(model: nn.Module, source: CorruptionSource, settings: C
                          output_dir: str | Path | None, progress: bool = True, num_workers: int = 0) -> CorruptionReport:
     """Evaluate `model` (eval mode, on its device) on every (corruption, severity) cell of `source`.
     `n_points` (the evaluation's) applies unless `settings.n_points` is given."""
-    # Imported here: robustgen.eval's final evaluation imports this module for its settings.
-    from robustgen.eval.worst_case import evaluate_worst_case
-
     start = time.perf_counter()
     limit = settings.n_points if settings.n_points is not None else n_points
     cells = [(name, s) for name in settings.names for s in settings.severities]
@@ -131,9 +130,6 @@ class _CellProgress:
         self.enabled, self.cells = enabled, cells  # enabled: a bool, or the evaluation's Reporter
 
     def __enter__(self):
-        # Imported here: robustgen.eval's final evaluation imports this module for its settings.
-        from robustgen.eval.progress import Reporter, duration, eta
-
         self.started = time.perf_counter()
         self.reporter = Reporter.of(self.enabled).__enter__()
         self.progress, self.running = None, None

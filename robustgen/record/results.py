@@ -8,13 +8,15 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
-from importlib import metadata
 from datetime import datetime, timezone
+from importlib import metadata
 from pathlib import Path
 
 import torch
 
 import robustgen
+from robustgen.arch import count_parameters
+from robustgen.record.files import atomic_write_text
 
 RESULTS_FILE = "results.json"
 
@@ -58,14 +60,11 @@ def hardware() -> dict:
 
 
 def write_results(output_dir: str | Path, record: dict) -> Path:
-    path = Path(output_dir) / RESULTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write `record` as `output_dir`/results.json (atomically: a crash never leaves half of one),
+    with when, which code and libraries and which hardware wrote it."""
     record = {"written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "code_version": code_version(), "libraries": library_versions(), "hardware": hardware(), **record}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, sort_keys=False, default=str))
-    tmp.replace(path)  # atomic: a crash never leaves half a results file
-    return path
+    return atomic_write_text(Path(output_dir) / RESULTS_FILE, json.dumps(record, indent=2, default=str))
 
 
 def read_results(path: str | Path) -> dict:
@@ -73,3 +72,20 @@ def read_results(path: str | Path) -> dict:
     if path.is_dir():
         path = path / RESULTS_FILE
     return json.loads(path.read_text())
+
+
+def results_record(*, identity: dict, architecture: dict, model: torch.nn.Module, evaluation, time_s: dict,
+                   **fields) -> dict:
+    """The one builder of the record both entry points write (training and evaluation runs).
+
+    Args:
+        identity: who ran what — run_name, choices, seed, overrides (robustgen/cli/components.py).
+        architecture: the section the report places the run by (robustgen/record/architecture.py).
+        model: the evaluated classifier (its parameters are counted).
+        evaluation: the final evaluation (robustgen.eval.EvalResult): its `record()` fields.
+        time_s: seconds by phase ("train", "eval", "total").
+        fields: what only one kind of run has (training: method, epochs, best checkpoint, ...;
+            evaluation: the checkpoint or weights file and the training run it came from).
+    """
+    return {**identity, "architecture": architecture, "params": count_parameters(model), **fields,
+            "eval_attacks": evaluation.attacks, **evaluation.record(), "time_s": time_s}

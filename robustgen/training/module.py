@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from robustgen.attack.base import Attack
 from robustgen.attack.pgd import PGD
 from robustgen.method import PGDAT, TrainingMethod
-from robustgen.optim import OptimConfig, build_optimizer
+from robustgen.training.optim import OptimConfig, build_optimizer
 from robustgen.regularizer.base import NoRegularizer, Regularizer
 
 CLEAN_LOADER, ADV_LOADER = 0, 1  # validation loaders of the data modules

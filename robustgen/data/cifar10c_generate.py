@@ -20,7 +20,7 @@ from typing import Iterator, Protocol, Sequence
 
 import numpy as np
 
-from robustgen.corrupt import manifest as mf
+from robustgen.data import cifar10c_manifest as mf
 from robustgen.corrupt.params import CORRUPTIONS, SEVERITIES
 from robustgen.errors import ConfigError, DataError
 

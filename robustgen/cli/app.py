@@ -1,4 +1,4 @@
-"""What every entry point shares: the Hydra app glue, and how a user's mistake ends.
+"""The Hydra app every entry point shares, and how a user's mistake ends.
 
 A user error — a bad config value, an unknown option or knob, a missing or malformed data file or
 checkpoint — ends with one line, ``robustgen: error: <what is wrong and how to fix it>``, and exit
@@ -16,88 +16,20 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Callable, NoReturn
+from typing import Any, Callable
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import HydraException, InstantiationException
+from hydra.errors import HydraException
 from hydra.types import RunMode
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-import robustgen  # noqa: F401  (registers the config resolvers)
-from robustgen.errors import ConfigError, RobustgenError
+from robustgen import CONFIG_DIR
+from robustgen.errors import ConfigError, RobustgenError, fail
+from robustgen.training.resume import flatten
 
-# conf/ sits beside the package in the checkout (an editable install, as `make install` does).
-CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")
-PREFIX = "robustgen: error:"
 _FRACTION = re.compile(r"^\s*[-+]?\d+(\.\d*)?\s*/\s*\d+(\.\d*)?\s*$")
-
-
-def fail(message: object) -> NoReturn:
-    """End the program on a user error: one line (the message may continue on the next lines)."""
-    print(f"{PREFIX} {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-_TYPES_HINT = ("check the types of its values: numbers as numbers (0.0313725, or '${div:8,255}' for 8/255), "
-               "lists as [a,b], null for none")
-
-
-def build(spec, **kwargs):
-    """hydra.utils.instantiate, with our own errors passed through unwrapped and a bad config
-    (unknown key, wrong type) turned into a ConfigError that names the config node and the fix."""
-    try:
-        return instantiate(spec, **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        if isinstance(cause, ConfigError):  # name the config node: several may build the same class
-            node = _node_key(spec)
-            raise (ConfigError(f"{node}: {cause}") if node and not str(cause).startswith(node) else cause) from None
-        if isinstance(cause, RobustgenError):
-            raise cause from None
-        key = re.search(r"full_key: (\S+)", str(err))
-        where = key.group(1) if key else str(spec.get("_target_", "config"))
-        if isinstance(cause, TypeError) and "unexpected keyword argument" in str(cause):
-            raise ConfigError(f"{where}: {cause}") from None
-        if isinstance(cause, (TypeError, ValueError)):
-            raise ConfigError(f"{where}: {type(cause).__name__}: {cause}{_text_values(spec, where)}; "
-                              f"{_TYPES_HINT}") from None
-        raise ConfigError(str(err)) from err
-
-
-def _node_key(spec) -> str:
-    """The config path of `spec` ("eval.attacks.pgd_l2"), or "" for a plain mapping."""
-    try:
-        return str(spec._get_full_key(None)) if OmegaConf.is_config(spec) else ""
-    except Exception:  # a detached node has no path; the error is still raised, only unnamed
-        return ""
-
-
-def build_named(specs) -> dict:
-    """name → instance for a mapping of name → config node (None entries switched off)."""
-    return {name: build(spec) for name, spec in (specs or {}).items() if spec is not None}
-
-
-def _text_values(values, where: str) -> str:
-    """The text-valued keys of a config node: where a number was written as text, it is among them."""
-    try:
-        plain = OmegaConf.to_container(values, resolve=True) if OmegaConf.is_config(values) else dict(values)
-    except Exception:  # an unresolvable node has its own error; naming its values is a bonus
-        return ""
-    text = [f"{where}.{k}={v!r}" for k, v in plain.items() if isinstance(v, str) and not k.startswith("_")]
-    return f" (text values there: {', '.join(text)})" if text else ""
-
-
-def construct(cls, group: str, values: dict):
-    """`cls(**values)` for a config group read into a dataclass, with bad keys or types named."""
-    try:
-        return cls(**values)
-    except RobustgenError:
-        raise
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{group}: {type(err).__name__}: {err}{_text_values(values, group)}; {_TYPES_HINT}") from None
 
 
 def config_choices(cfg: DictConfig) -> dict:
@@ -111,17 +43,6 @@ def config_choices(cfg: DictConfig) -> dict:
 def plain_config(cfg: DictConfig) -> dict:
     """The resolved config as a plain dict, without Hydra's own node (present when composed in tests)."""
     return OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
-
-
-def flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
-    """A plain config as {"attack.eps": 0.031, "optim.betas.0": 0.9, ...}, leaves only."""
-    if isinstance(tree, (dict, list)):
-        items = tree.items() if isinstance(tree, dict) else enumerate(tree)
-        out: dict[str, Any] = {}
-        for key, value in items:
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: tree}
 
 
 def check_values(cfg: DictConfig) -> None:
@@ -157,7 +78,7 @@ def note_failed_sweep_job(message: str) -> None:
     (the basic launcher stops at this job, so no end-of-sweep callback will run)."""
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return
-    from robustgen.sweep import line, record_failure, summarize
+    from robustgen.record.sweep_summary import line, record_failure, summarize
 
     hydra_cfg = HydraConfig.get()
     record_failure(hydra_cfg.runtime.output_dir, message)

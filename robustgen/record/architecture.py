@@ -1,0 +1,39 @@
+"""The `architecture` section of results.json: what the report needs to place a run, recorded when
+the run is made so that the report reads result files only (never today's configs or registry).
+
+    {"choice": "vit", "name": "vit", "family": "transformer", "paper_row": "ViT",
+     "study_configuration": true, "differs_from_study": {}}
+
+`study_configuration` is true when the run is the study's own configuration of its `arch` choice:
+its architecture settings are the ones `arch=<choice>` composes (e.g. ViT with patch 4, CoAtNet
+with stages CCTT), it was trained with PGD-AT (or is the vanilla run) and without a weight penalty.
+Such a run has a row in the paper's main table (`paper_row`); patch-size and hybrid variants have
+rows in its other table (robustgen/report/paper.py); ℓ1-penalised runs go to the sparsity table.
+"""
+from __future__ import annotations
+
+from robustgen.arch import get_spec, list_archs
+
+SECTION = "architecture"
+
+
+def penalised(regularizer: dict | None) -> bool:
+    """Trained with a weight penalty configured (the ℓ1 sweep's jobs, including its λ = 0 baseline,
+    which is the sweep's row rather than the main table's). `regularizer`: its describe()."""
+    regularizer = regularizer or {}
+    return regularizer.get("type", "NoRegularizer") != "NoRegularizer" or float(regularizer.get("weight") or 0) > 0
+
+
+def architecture_record(choice: str, arch: dict, defaults: dict | None, method: str,
+                        regularizer: dict | None) -> dict:
+    """The section for a run of `arch=<choice>` with settings `arch` (its resolved config node),
+    where `defaults` is what `arch=<choice>` composes (None: unknown here, never the study's
+    configuration), `method` the training method's name and `regularizer` its describe()."""
+    known = list_archs()
+    spec = next((get_spec(n) for n in (choice, arch.get("name")) if n in known), None)
+    differs = ({k: arch[k] for k in sorted(defaults) if k in arch and arch[k] != defaults[k]}
+               if defaults is not None else None)
+    study = defaults is not None and not differs and method == "pgd_at" and not penalised(regularizer)
+    return {"choice": choice, "name": arch.get("name", choice), "family": spec.family if spec else None,
+            "paper_row": (spec.paper_name or None) if study and spec else None,
+            "study_configuration": study, "differs_from_study": differs}
