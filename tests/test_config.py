@@ -12,7 +12,8 @@ from robustgen.attack.base import Attack
 from robustgen.cli import CONFIG_DIR
 from robustgen.corrupt import CORRUPTIONS
 from robustgen.eval import EvalSettings
-from robustgen.train import build_attacks
+from robustgen.cli import build
+from robustgen.cli.components import build_eval_attacks
 from tests.helpers.hydra_helpers import compose_config
 
 GROUPS = ["arch", "data", "attack", "method", "eval", "regularizer", "optim", "trainer", "logger", "experiment", "sweep",
@@ -38,7 +39,7 @@ def test_every_option_composes_and_resolves(group, option, tmp_path):
     assert container["arch"]["name"]
     if group == "arch":
         assert cfg.arch.name == option or option in cfg.arch.name or option.startswith(cfg.arch.name)  # vgg11
-    train_attack, val_attack, eval_attacks = build_attacks(cfg)
+    train_attack, val_attack, eval_attacks = build(cfg.attack), build(cfg.val_attack), build_eval_attacks(cfg)
     assert isinstance(train_attack, Attack) and isinstance(val_attack, Attack)
     assert all(isinstance(a, Attack) for a in eval_attacks.values())
     settings = EvalSettings.from_dict(container["eval"])  # every eval set has attacks, corruptions or both

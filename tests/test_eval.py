@@ -259,7 +259,7 @@ def test_outcomes_of_other_data_are_never_reused(robust_cnn, test_set, tmp_path)
 
 
 def test_data_fingerprint_sees_content_not_type(test_set):
-    from robustgen.eval.outcomes import data_fingerprint
+    from robustgen.data.fingerprint import data_fingerprint
 
     a = IndexedTensorDataset(test_set.images[:32], test_set.labels[:32])
     changed = test_set.images[:32].clone()
@@ -280,8 +280,10 @@ def flags_as_before(model, x, y, ids, attacks, settings) -> list:
     the set runs again there (as before issue 16, commit 9ad02ca). The reference the flags from
     the evaluation, which reuse its outcomes, are held to."""
     from robustgen.attack import Square
-    from robustgen.eval.sanity import (SanityFlag, _correct, _pct, _variant, reference_pgds, white_box_attacks,
-                                       zero_gradient_fraction)
+    from robustgen.eval.sanity import SanityFlag, reference_pgds, white_box_attacks, zero_gradient_fraction
+    from robustgen.eval.sanity.common import correct as _correct
+    from robustgen.eval.sanity.common import variant as _variant
+    from robustgen.eval.sanity.flags import percent as _pct
 
     s, flags = settings, []
     clean = _correct(model, None, x, y, ids, s.batch_size)
@@ -313,7 +315,7 @@ def flags_as_before(model, x, y, ids, attacks, settings) -> list:
     fraction = zero_gradient_fraction(model, x, y, s.batch_size)
     flags.append(SanityFlag(
         "zero_gradients", fraction <= s.zero_grad_max_fraction, {"fraction": fraction},
-        f"{100 * fraction:.1f}% of points have an all-zero input gradient (expected ≤ "
+        f"{100 * fraction:.1f}% of points have an all-zero or non-finite input gradient (expected ≤ "
         f"{100 * s.zero_grad_max_fraction:g}%)"))
     for norm in ("linf", "l2"):
         if norm not in refs:
@@ -359,11 +361,11 @@ def evaluation_flags(model, test_set, attacks, per_attack: bool, sanity=SANITY) 
 
 
 def test_sanity_flags_from_the_evaluation_equal_todays(robust_cnn, test_set, sanity_points, monkeypatch):
-    import robustgen.eval.sanity as sanity
+    import robustgen.eval.sanity.common as sanity
 
     today = flags_as_before(robust_cnn, *sanity_points, batch_free_attacks(), SANITY)
     fresh_runs = []  # PGDs built by the checks; 2× steps must continue the set's iterates instead
-    monkeypatch.setattr(sanity, "_variant", lambda ref, **kw: fresh_runs.append(kw) or sanity.PGD(
+    monkeypatch.setattr(sanity, "variant", lambda ref, **kw: fresh_runs.append(kw) or sanity.PGD(
         **{"norm": ref.norm, "eps": ref.eps, "steps": ref.steps, "step_size": ref.step_size,
            "random_start": ref.random_start, "l1_variant": ref.l1_variant, "seed": ref.seed, **kw}))
     flags = evaluation_flags(robust_cnn, test_set, batch_free_attacks(), per_attack=True)
@@ -392,8 +394,9 @@ def test_sanity_flags_of_a_cascade_compare_where_outcomes_are_known(robust_cnn, 
 
 class CountingCalls:
     """Records (attack, example id) for every point an attack (or an AutoAttack component) is run
-    on, by wrapping `perturb` on the instance: isinstance checks and AutoAttack's direct calls of
-    its components' `perturb` still go through it."""
+    on, by wrapping `perturb` (PGD's `perturb_with_delta`, which its `perturb` and the sanity checks
+    call) on the instance: isinstance checks and AutoAttack's direct calls of its
+    components' `perturb` still go through it."""
 
     def __init__(self, attacks: dict):
         from collections import Counter
@@ -405,13 +408,16 @@ class CountingCalls:
                 self._wrap(f"{name}/{part}", component)
 
     def _wrap(self, key, attack):
-        inner = attack.perturb
+        # PGD's perturb goes through perturb_with_delta: counting that one counts each run once
+        method = "perturb_with_delta" if hasattr(attack, "perturb_with_delta") else "perturb"
+        setattr(attack, method, self._counting(key, getattr(attack, method)))
 
-        def perturb(model, x, y, example_ids):
+    def _counting(self, key, inner):
+        def run(model, x, y, example_ids):
             self.seen.update((key, int(i)) for i in example_ids.tolist())
             return inner(model, x, y, example_ids)
 
-        attack.perturb = perturb
+        return run
 
 
 def cheap_autoattack():

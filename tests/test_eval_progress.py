@@ -157,7 +157,7 @@ def test_corruption_cells_report_lines_with_eta(capsys):
 
 
 def test_summary_table_keeps_the_results_path_whole_at_any_width(monkeypatch, capsys, tmp_path):
-    from robustgen.train import print_summary
+    from robustgen.record.summary import print_summary
 
     path = tmp_path / ("a-long-folder-name-" * 6) / "results.json"
     record = {"run_name": "vit-pgd_linf-s34257", "n_points": 100, "clean_acc": 50.0,

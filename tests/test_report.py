@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from robustgen.cli.study_defaults import describe_architecture
 from robustgen.report.__main__ import main
 from robustgen.report.compare import compare_runs
 from robustgen.report.main_table import main_table
@@ -32,6 +33,7 @@ def write_run(folder: Path, arch: str, *, seed: int = 1, vanilla: bool = False, 
               "overrides": overrides or [], "arch": {"name": arch}, "seed": seed, "params": params,
               "method": {"name": "pgd_at"}, "n_points": n, "clean_acc": clean, "attack_acc": attacks,
               "worst_case_acc": None if vanilla else worst, "eval_attacks": settings}
+    record["architecture"] = describe_architecture(record)  # as a run records it (robustgen/record/architecture.py)
     (folder / "results.json").write_text(json.dumps(record))
     return folder
 
@@ -140,10 +142,12 @@ def test_hybrid_and_patch_rows_are_named_and_compared_as_the_paper_names_them(tm
         run = write_run(tmp_path / stages, "coatnet", clean=paper.loc[f"CoAtNet-{stages}", "at_clean_acc"] + 0.5)
         record = json.loads((run / "results.json").read_text())
         record["arch"] = {"name": "coatnet", "stages": stages}
+        record["architecture"] = describe_architecture(record)
         (run / "results.json").write_text(json.dumps(record))
     run = write_run(tmp_path / "vit2", "vit", clean=paper.loc["ViT p=2", "at_clean_acc"])
     record = json.loads((run / "results.json").read_text())
     record["arch"] = {"name": "vit", "patch_size": 2}
+    record["architecture"] = describe_architecture(record)
     (run / "results.json").write_text(json.dumps(record))
     write_run(tmp_path / "resnet", "resnet")  # not a hybrid or patch row
     table = hybrids_and_patches(main_table(collect([tmp_path]).runs))

@@ -1,9 +1,11 @@
-"""The sweep summary (robustgen/sweep.py): jobs done, failed and missing, with their folders."""
+"""The sweep summary (robustgen/record/sweep_summary.py, python -m robustgen.sweep): jobs done, failed and missing, with their folders."""
 from __future__ import annotations
 
 import json
 
-from robustgen.sweep import main, planned_jobs, record_failure, summarize
+from robustgen.cli.sweep_callback import planned_jobs
+from robustgen.record.sweep_summary import record_failure, summarize
+from robustgen.sweep import main
 from tests.helpers.hydra_helpers import compose_config
 
 

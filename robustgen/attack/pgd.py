@@ -136,11 +136,16 @@ class PGD(Attack):
         return F.cross_entropy(logits, target, reduction="sum")
 
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor | None) -> Tensor:
+        return self.perturb_with_delta(model, x, y, example_ids)[0]
+
+    def perturb_with_delta(self, model: nn.Module, x: Tensor, y: Tensor,
+                           example_ids: Tensor | None) -> tuple[Tensor, Tensor]:
+        """(x_adv, δ): the adversarial images and the final perturbation they were made from
+        (x_adv = clamp(x + δ, 0, 1)), from which :meth:`iterate` continues exactly: `steps` more
+        steps from δ equal a PGD with 2× steps from the same random start (eval/sanity/)."""
         delta = self.initial_delta(x, ExampleRNG(example_ids, self.seed)) if self.random_start else torch.zeros_like(x)
         delta = self.iterate(model, x, y, self.project(delta, x), self.steps)
-        if self.recorder is not None and example_ids is not None:
-            self.recorder.keep(example_ids, delta)
-        return (x + delta).clamp(0, 1).detach()
+        return (x + delta).clamp(0, 1).detach(), delta
 
     def iterate(self, model: nn.Module, x: Tensor, y: Tensor, delta: Tensor, steps: int) -> Tensor:
         """`steps` steps from the perturbation `delta` (inside the ball); returns the last one."""
@@ -152,7 +157,3 @@ class PGD(Attack):
             delta = delta.detach()
             delta = self.project(delta + self.ascent_step(grad, x + delta), x)
         return delta.detach()
-
-    # Set by the sanity checks (eval/sanity.py) around an evaluation: the final perturbation of
-    # the points they will continue from, so that "2× steps" costs the second half only.
-    recorder = None

@@ -21,9 +21,15 @@ from robustgen.record.files import atomic_write
 
 MANIFEST = "manifest.json"
 LABELS = "labels.npy"
-# The modules whose text decides the pixel values. Not hashed: the CLI (__main__.py), this file,
-# and the evaluation side's data.py / evaluate.py, so editing those does not invalidate 2 GB of data.
-GENERATOR_SOURCES = ("params.py", "api.py", "noise_blur.py", "weather_digital.py", "generate.py")
+# The modules whose text decides the pixel values: the corruption functions (robustgen/corrupt/) and
+# the generator that seeds and orders them (cifar10c_generate.py, hashed under its first name,
+# generate.py). Not hashed: the CLI, this file and the reading and evaluation side, so editing
+# those does not invalidate 2 GB of data.
+CORRUPT_DIR = Path(__file__).resolve().parents[1] / "corrupt"
+GENERATOR_SOURCES = {"params.py": CORRUPT_DIR / "params.py", "api.py": CORRUPT_DIR / "api.py",
+                     "noise_blur.py": CORRUPT_DIR / "noise_blur.py",
+                     "weather_digital.py": CORRUPT_DIR / "weather_digital.py",
+                     "generate.py": Path(__file__).resolve().parent / "cifar10c_generate.py"}
 LAYOUT = ("<corruption>.npy: uint8 (5·n_images, 32, 32, 3), H×W×C; rows [n·(s−1), n·s) are severity s, "
           "in test-set order. labels.npy: uint8 (5·n_images,), the test labels 5 times over.")
 RNG = ("image i of (corruption, severity): numpy.random.default_rng([seed, index of the corruption in the "
@@ -45,9 +51,8 @@ def code_version() -> dict[str, str]:
     """sha256 of the generator's sources, robustgen's version and the versions of the libraries
     that compute pixels (a new SciPy or Pillow may change a value by one)."""
     digest = hashlib.sha256()
-    here = Path(__file__).parent
-    for name in GENERATOR_SOURCES:
-        digest.update(name.encode() + b"\0" + (here / name).read_bytes())
+    for name, path in GENERATOR_SOURCES.items():
+        digest.update(name.encode() + b"\0" + path.read_bytes())
     return {"sources_sha256": digest.hexdigest(), "robustgen": robustgen.__version__, **library_versions()}
 
 

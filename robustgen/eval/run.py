@@ -173,14 +173,11 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
         batches = -(-len(positions) // settings.batch_size)
         with reporter.phase(ATTACKS, f"{which} on {len(positions)} points{sharded}, "
                                      f"{batches} batch{'es' if batches > 1 else ''}"):
-            try:
-                report = evaluate_worst_case(model, dataset, attacks, n_points=n, positions=positions,
-                                             batch_size=settings.batch_size,
-                                             per_attack=settings.per_attack, progress=reporter, state_path=path,
-                                             data_tag=data_tag, num_workers=num_workers)
-            finally:  # the set's PGDs keep the sanity points' iterates only while the set runs
-                if n_sanity:
-                    before.stop_recording()
+            # with sanity checks, the set's reference PGDs keep their final iterates on the sanity points
+            report = evaluate_worst_case(model, dataset, before.evaluated(attacks) if n_sanity else attacks,
+                                         n_points=n, positions=positions, batch_size=settings.batch_size,
+                                         per_attack=settings.per_attack, progress=reporter, state_path=path,
+                                         data_tag=data_tag, num_workers=num_workers)
         if n_sanity:
             with reporter.phase(SANITY_AFTER):
                 after = checks_after(model, x, y, ids, attacks, settings.sanity, before, report.outcomes, reporter)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from robustgen.arch import get_spec, list_archs
-from robustgen.cli.study_defaults import default_arch
+from robustgen.cli.study_defaults import default_arch, describe_architecture
 from robustgen.report.paper import hybrid_patch_paper, paper_table
 
 ATTACKS = ("pgd_linf", "aa_linf", "pgd_l2", "pgd_l1")
@@ -27,6 +27,7 @@ def write(folder: Path, arch_choice: str, arch: dict, *, seed: int = 1, vanilla:
               "clean_acc": clean, "attack_acc": attacks, "worst_case_acc": worst,
               "eval_attacks": {k: SETTINGS[k] for k in attacks},
               "regularizer": regularizer or {"type": "NoRegularizer"}, **(extra or {})}
+    record["architecture"] = describe_architecture(record)  # as a run records it (robustgen/record/architecture.py)
     if c_mean is not None:
         record["corruptions"] = {"mean_acc": c_mean, "n_points": c_points, "acc": C_CELLS, "source": {"kind": "files"}}
     (folder / "results.json").write_text(json.dumps(record))
