@@ -21,6 +21,8 @@ import timm
 from timm.models import register_model
 from torch import nn
 
+from robustgen.data.cifar10 import MEAN as CIFAR10_MEAN
+from robustgen.data.cifar10 import STD as CIFAR10_STD
 from robustgen.errors import ConfigError
 
 FAMILIES = ("cnn", "transformer", "hybrid", "mlp")
@@ -93,8 +95,8 @@ def create_arch(
     *,
     num_classes: int = 10,
     img_size: int = 32,
-    mean: tuple[float, ...] = (0.4914, 0.4822, 0.4465),
-    std: tuple[float, ...] = (0.2471, 0.2435, 0.2616),
+    mean: tuple[float, ...] = CIFAR10_MEAN,
+    std: tuple[float, ...] = CIFAR10_STD,
     **kwargs,
 ) -> nn.Module:
     """Build architecture `name` for `num_classes` classes at `img_size`, taking [0, 1] images.

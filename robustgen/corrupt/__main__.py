@@ -11,9 +11,9 @@ import os
 import sys
 import time
 
-from robustgen.errors import RobustgenError, fail
-from robustgen.data.cifar10c_generate import FileStats, Summary, generate
 from robustgen.corrupt.params import CORRUPTIONS
+from robustgen.data.cifar10c_generate import FileStats, Summary, generate
+from robustgen.errors import RobustgenError, fail
 
 PREFIX = "robustgen.corrupt:"
 
@@ -49,12 +49,10 @@ class RichReport(PlainReport):
     """A bar per corruption and one overall (stdout is a terminal)."""
 
     def __init__(self):
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from robustgen.eval.progress import progress_bars  # here: the evaluation package loads torch
 
         super().__init__()
-        self.progress = Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TimeRemainingColumn())
+        self.progress = progress_bars(stderr=False, label_width=18)
         self.tasks: dict[str, int] = {}
 
     def __enter__(self):

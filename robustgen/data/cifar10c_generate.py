@@ -174,7 +174,24 @@ def _generate(folder: Path, images: np.ndarray, labels: np.ndarray, seed: int, c
         manifest["files"][mf.LABELS] = mf.save_array(folder / mf.LABELS, np.tile(labels, 5).astype(np.uint8),
                                                      label_settings)
         mf.save(folder, manifest)
+    todo = _stale_files(folder, corruptions, manifest, current, verify, summary, report)
+    report.start(todo, 5 * n)
+    files = _FileAssembler(folder, manifest, current, n, images.shape[1:], summary, report,
+                           {name: len(SEVERITIES) * -(-n // chunk) for name in todo})
+    if workers == 1:
+        for task in _tasks(todo, n, chunk):
+            files.first_start.setdefault(task[0], time.perf_counter())
+            files.collect(*task, *_run_task(*task, seed, images=images))
+    else:
+        _run_in_pool(_tasks(todo, n, chunk), images, seed, workers, files)
+    summary.wall_seconds = time.perf_counter() - t_start
+    _warn_mixed(folder, manifest, current, report)
+    return summary
 
+
+def _stale_files(folder: Path, corruptions: Sequence[str], manifest: dict, current: dict, verify: bool,
+                 summary: Summary, report: Report) -> list[str]:
+    """The corruptions whose file is missing or was made otherwise (the others are skipped)."""
     todo = []
     for name in dict.fromkeys(corruptions):  # keeps the order given, drops repeats
         why = mf.stale_reason(folder, f"{name}.npy", manifest, current, verify)
@@ -185,55 +202,62 @@ def _generate(folder: Path, images: np.ndarray, labels: np.ndarray, seed: int, c
             todo.append(name)
             if why != "missing":
                 report.note(f"{name}.npy: {why}; regenerating it")
-    report.start(todo, 5 * n)
+    return todo
 
-    arrays: dict[str, np.ndarray] = {}
-    left = {name: len(SEVERITIES) * -(-n // chunk) for name in todo}
-    first_start: dict[str, float] = {}
 
-    def collect(name: str, severity: int, start: int, stop: int, out: np.ndarray, seconds: float) -> None:
-        if name not in arrays:
-            arrays[name] = np.empty((len(SEVERITIES) * n, *images.shape[1:]), dtype=np.uint8)
-            summary.generated[name] = FileStats(len(SEVERITIES) * n)
-        arrays[name][(severity - 1) * n + start:(severity - 1) * n + stop] = out
-        stats = summary.generated[name]
+@dataclass
+class _FileAssembler:
+    """Puts finished chunks into their corruption's array and writes the file (and the manifest)
+    when its last chunk is in."""
+
+    folder: Path
+    manifest: dict
+    current: dict
+    n: int
+    shape: tuple
+    summary: Summary
+    report: Report
+    left: dict[str, int]                              # chunks still to come, per corruption
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    first_start: dict[str, float] = field(default_factory=dict)
+
+    def collect(self, name: str, severity: int, start: int, stop: int, out: np.ndarray, seconds: float) -> None:
+        n = self.n
+        if name not in self.arrays:
+            self.arrays[name] = np.empty((len(SEVERITIES) * n, *self.shape), dtype=np.uint8)
+            self.summary.generated[name] = FileStats(len(SEVERITIES) * n)
+        self.arrays[name][(severity - 1) * n + start:(severity - 1) * n + stop] = out
+        stats = self.summary.generated[name]
         stats.worker_seconds += seconds
-        report.advance(name, stop - start)
-        left[name] -= 1
-        if left[name] == 0:
-            manifest["files"][f"{name}.npy"] = mf.save_array(folder / f"{name}.npy", arrays.pop(name), current)
-            mf.save(folder, manifest)
-            stats.wall_seconds = time.perf_counter() - first_start[name]
-            report.finished(name, stats)
+        self.report.advance(name, stop - start)
+        self.left[name] -= 1
+        if self.left[name] == 0:
+            self.manifest["files"][f"{name}.npy"] = mf.save_array(self.folder / f"{name}.npy", self.arrays.pop(name),
+                                                                  self.current)
+            mf.save(self.folder, self.manifest)
+            stats.wall_seconds = time.perf_counter() - self.first_start[name]
+            self.report.finished(name, stats)
 
-    if workers == 1:
-        for task in _tasks(todo, n, chunk):
-            first_start.setdefault(task[0], time.perf_counter())
-            collect(*task, *_run_task(*task, seed, images=images))
-    else:
-        context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold torch threads
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                 initargs=(images,)) as pool:
-            pending: dict[Future, tuple] = {}
-            tasks = _tasks(todo, n, chunk)
-            try:
-                for task in tasks:
-                    while len(pending) >= 3 * workers:  # a bounded window: at most ~2 files held in memory
-                        done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                        for future in done:
-                            collect(*pending.pop(future), *future.result())
-                    first_start.setdefault(task[0], time.perf_counter())
-                    pending[pool.submit(_run_task, *task, seed)] = task
-                while pending:
+
+def _run_in_pool(tasks, images: np.ndarray, seed: int, workers: int, files: _FileAssembler) -> None:
+    context = multiprocessing.get_context("spawn")  # no fork of a parent that may hold torch threads
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(images,)) as pool:
+        pending: dict[Future, tuple] = {}
+        try:
+            for task in tasks:
+                while len(pending) >= 3 * workers:  # a bounded window: at most ~2 files held in memory
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in done:
-                        collect(*pending.pop(future), *future.result())
-            except BaseException:
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
-    summary.wall_seconds = time.perf_counter() - t_start
-    _warn_mixed(folder, manifest, current, report)
-    return summary
+                        files.collect(*pending.pop(future), *future.result())
+                files.first_start.setdefault(task[0], time.perf_counter())
+                pending[pool.submit(_run_task, *task, seed)] = task
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    files.collect(*pending.pop(future), *future.result())
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _warn_mixed(folder: Path, manifest: dict, current: dict, report: Report) -> None:

@@ -19,7 +19,7 @@ from torch import nn
 from robustgen.attack.base import Attack
 from robustgen.data.corrupted import CorruptionSource, check_names
 from robustgen.errors import ConfigError
-from robustgen.eval.progress import Reporter, duration, eta
+from robustgen.eval.progress import Reporter, duration, eta, progress_bars
 from robustgen.eval.worst_case import evaluate_worst_case
 
 METRIC_PREFIX = "test/corruption"
@@ -135,12 +135,7 @@ class _CellProgress:
         self.progress, self.running = None, None
         total = len(self.cells)
         if self.reporter.enabled and self.reporter.terminal:
-            from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
-
-            self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+            self.progress = progress_bars()
             self.progress.start()
             self.reporter.live = self.progress
             overall = self.progress.add_task("corruption cells", total=total)

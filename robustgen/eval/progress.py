@@ -180,12 +180,7 @@ class EvalProgress:
     def __enter__(self) -> EvalProgress:
         self.start = time.perf_counter()
         if self.r.enabled and self.r.terminal:
-            from rich.console import Console
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                       TimeRemainingColumn)
-
-            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TimeRemainingColumn(), console=Console(stderr=True))
+            self.bar = progress_bars()
             self.bar.start()
             self.r.live = self.bar
             self.overall = self.bar.add_task(self._overall_label(), total=self.total, completed=self.done)
@@ -258,3 +253,15 @@ class EvalProgress:
         self.r.say(f"{self._where()} done: {self.done}/{self.total} points, robust so far "
                    f"{100 * self.robust / max(new, 1):.1f}%{which} ({self.robust}/{new}), elapsed {duration(elapsed)}, "
                    f"ETA {eta(elapsed, new, self.total - self.resumed)}")
+
+
+def progress_bars(stderr: bool = True, label_width: int | None = None):
+    """The one kind of rich progress display robustgen shows: label, bar, done/total, elapsed and
+    remaining time (labels padded to `label_width`), on stderr unless `stderr=False`."""
+    from rich.console import Console
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    label = "{task.description}" if label_width is None else f"{{task.description:<{label_width}}}"
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=stderr))

@@ -183,15 +183,21 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
                 after = checks_after(model, x, y, ids, attacks, settings.sanity, before, report.outcomes, reporter)
             report_flags(after, title=SANITY_AFTER)
             flags = ordered(before.flags + after, before.clean)
-        corrupted = None
-        if settings.corrupted.enabled:
-            c = settings.corrupted
-            with reporter.phase(CORRUPTIONS, f" ({len(c.names) * len(c.severities)} cells)"):
-                # The cells report through this reporter too (its _CellProgress takes one for `progress`).
-                corrupted = evaluate_corruptions(model, corruptions, c, attacks, n_points=settings.n_points,
-                                                 batch_size=settings.batch_size, per_attack=settings.per_attack,
-                                                 output_dir=output_dir, progress=reporter, num_workers=num_workers)
+        corrupted = _corruptions(model, corruptions, attacks, settings, output_dir, reporter, num_workers)
     phases = dict(reporter.phases)
     log.info("evaluation took %s", reporter.summary())
     return EvalResult(report, flags, settings, {k: a.describe() for k, a in attacks.items()}, path,
                       phases.get(SANITY_BEFORE, 0.0) + phases.get(SANITY_AFTER, 0.0), n_sanity, corrupted, phases, n)
+
+
+def _corruptions(model: nn.Module, corruptions: CorruptionSource | None, attacks: dict[str, Attack],
+                 settings: EvalSettings, output_dir, reporter: Reporter, num_workers: int):
+    """Every cell of the corrupted test sets, when the evaluation asks for them (else None)."""
+    if not settings.corrupted.enabled:
+        return None
+    c = settings.corrupted
+    with reporter.phase(CORRUPTIONS, f" ({len(c.names) * len(c.severities)} cells)"):
+        # The cells report through this reporter too (its _CellProgress takes one for `progress`).
+        return evaluate_corruptions(model, corruptions, c, attacks, n_points=settings.n_points,
+                                    batch_size=settings.batch_size, per_attack=settings.per_attack,
+                                    output_dir=output_dir, progress=reporter, num_workers=num_workers)

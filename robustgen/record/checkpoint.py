@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from robustgen.arch import create_arch
+from robustgen.data.cifar10 import MEAN as CIFAR10_MEAN
+from robustgen.data.cifar10 import STD as CIFAR10_STD
 from robustgen.errors import CheckpointError
 
 
@@ -53,8 +55,7 @@ def load_model(path: str | Path, expected_arch: str | None = None) -> tuple[nn.M
         raise CheckpointError(f"{path} holds arch={arch['name']}, but arch={expected_arch} was requested")
     name = arch.pop("name")
     model = create_arch(name, num_classes=data.get("num_classes", 10), img_size=data.get("img_size", 32),
-                        mean=tuple(data.get("mean", (0.4914, 0.4822, 0.4465))),
-                        std=tuple(data.get("std", (0.2471, 0.2435, 0.2616))), **arch)
+                        mean=tuple(data.get("mean", CIFAR10_MEAN)), std=tuple(data.get("std", CIFAR10_STD)), **arch)
     try:
         model.load_state_dict(model_state(checkpoint))
     except RuntimeError as err:

@@ -141,25 +141,51 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
             would mix different attack or corruption settings (naming the runs).
     """
     found = found or collect(paths)  # the CLI collects once for every data set
+    runs = _runs_on(found, data, paths)
+    out.mkdir(parents=True, exist_ok=True)
+    doc = Document(out, console, [f"# robustgen report ({data})", "",
+                                  f"{len(runs)} finished runs under {', '.join(map(str, paths))}."])
+    _missing(doc, found.missing, console)
+    with_paper = compare == "paper" and data == "cifar10"
+    note = "" if data == "cifar10" or compare != "paper" else f" The paper has no numbers for {data}."
+    everything = main_table(runs, data)
+    main = _main_rows(everything) if len(everything) else everything
+    hybrid = hybrids_and_patches(everything) if len(everything) else everything
+    _main_section(doc, main, data, note, with_paper)
+    _hybrid_section(doc, hybrid, with_paper)
+    _corruption_section(doc, runs, data, with_paper)
+    sparsity_section(doc, runs)
+    if with_paper and len(main):
+        doc.section("Claims", "PROTOCOL.md's claims on these runs: our difference of mean accuracies (points) "
+                    "with its 95% bootstrap interval over architectures, seeds and test points, the paper's "
+                    "difference over the same architectures, and whether the sign agrees.")
+        doc.frame("Claims", claims(main, hybrid), "claims")
+    if len(main):
+        _figures(doc, runs, main, hybrid, out, with_paper)
+    (out / "report.md").write_text("\n".join(doc.lines) + "\n")
+    console.print(f"report: {out / 'report.md'}")
+    return out / "report.md"
+
+
+def _runs_on(found: Collection, data: str, paths: list[str]) -> list[Run]:
     runs = [r for r in found.runs if r.data == data]
     if not runs:
         found_data = sorted({r.data for r in found.runs})
         raise RobustgenError(f"no finished runs on data={data} under {', '.join(map(str, paths))}"
                              + (f"; the runs there are on {', '.join(found_data)}: pass --data "
                                 f"{found_data[0]} or leave --data out" if found_data else ""))
-    out.mkdir(parents=True, exist_ok=True)
-    doc = Document(out, console, [f"# robustgen report ({data})", "",
-                                  f"{len(runs)} finished runs under {', '.join(map(str, paths))}."])
-    if found.missing:
-        doc.lines += ["", f"**Missing: {len(found.missing)} sweep job(s) without results.json** (failed, killed or "
-                      "still running; rerun them):", ""] + [f"- {p}" for p in found.missing]
-        console.print(f"[yellow]missing: {len(found.missing)} job(s) without results.json[/yellow]: "
-                      + ", ".join(map(str, found.missing)))
-    with_paper = compare == "paper" and data == "cifar10"
-    note = "" if data == "cifar10" or compare != "paper" else f" The paper has no numbers for {data}."
-    everything = main_table(runs, data)
-    main = _main_rows(everything) if len(everything) else everything
+    return runs
 
+
+def _missing(doc: Document, missing: list[Path], console: Console) -> None:
+    if missing:
+        doc.lines += ["", f"**Missing: {len(missing)} sweep job(s) without results.json** (failed, killed or "
+                      "still running; rerun them):", ""] + [f"- {p}" for p in missing]
+        console.print(f"[yellow]missing: {len(missing)} job(s) without results.json[/yellow]: "
+                      + ", ".join(map(str, missing)))
+
+
+def _main_section(doc: Document, main: pd.DataFrame, data: str, note: str, with_paper: bool) -> None:
     doc.section("Main table", "Accuracy in %, after PGD-ℓ∞ adversarial training (vanilla: trained without "
                 "attack). One run: mean [95% Wilson interval over test points]; several seeds: mean ± std (n), "
                 "their 95% bootstrap interval over seeds and test points in main_table.csv." + note)
@@ -169,7 +195,8 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
     else:
         doc.lines += ["", "(No adversarially trained runs.)"]
 
-    hybrid = hybrids_and_patches(everything) if len(everything) else everything
+
+def _hybrid_section(doc: Document, hybrid: pd.DataFrame, with_paper: bool) -> None:
     doc.section("Hybrids and patch sizes", "CoAtNet stage layouts (`+sweep=coatnet_stages`) and ViT / PVTv2 "
                 "patch sizes (`+sweep=patch_size`), named and ordered as in the paper.")
     if len(hybrid):
@@ -178,6 +205,8 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
     else:
         doc.lines += ["", "(No CoAtNet layout or patch-size runs.)"]
 
+
+def _corruption_section(doc: Document, runs: list[Run], data: str, with_paper: bool) -> None:
     corrupted = corruption_table(runs, data)
     c_runs = [r for r in runs if r.record.get("corruptions")]
     cells = sorted({(r.record["corruptions"].get("cells"), r.record["corruptions"].get("n_points")) for r in c_runs},
@@ -194,31 +223,21 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
     else:
         doc.lines += ["", "(No run evaluated corruptions.)"]
 
-    sparsity_section(doc, runs)
 
-    if with_paper and len(main):
-        found_claims = claims(main, hybrid)
-        doc.section("Claims", "PROTOCOL.md's claims on these runs: our difference of mean accuracies (points) "
-                    "with its 95% bootstrap interval over architectures, seeds and test points, the paper's "
-                    "difference over the same architectures, and whether the sign agrees.")
-        doc.frame("Claims", found_claims, "claims")
-
-    if len(main):
-        paper = paper_with_families() if with_paper else None
-        paper_worst = paper.set_index("architecture")["worst_case"] if paper is not None else pd.Series(dtype=float)
-        shown = main.assign(paper_worst_case=[paper_worst.get(row) for row in main["paper_row"]])
-        how = (lambda drawn: f" ({drawn}: the paper)") if with_paper else (lambda drawn: "")  # noqa: E731
-        eps = {name: s["eps"] for r in runs for name, s in r.attack_settings.items() if "eps" in (s or {})}
-        doc.section("Figures")
-        doc.figure(figures.robust_generalization(main, paper, out / "robust_generalization.png", eps),
-                   "(a) PGD-ℓ∞ against PGD-ℓ2 and PGD-ℓ1 accuracy, by family" + how("faint"))
-        doc.figure(figures.worst_case(shown, paper, out / "worst_case.png"),
-                   "(b) Worst-case accuracy per architecture with 95% intervals" + how("◇"))
-        doc.figure(figures.design_trends(hybrid, hybrid_patch_paper() if with_paper else None,
-                                         out / "design_trends.png"),
-                   "(c) Patch size and CoAtNet stage layout against worst-case and clean accuracy" + how("dashed"))
-        doc.figure(figures.clean_vs_worst_case(main, paper, out / "clean_vs_worst_case.png"),
-                   "(d) Clean against worst-case accuracy" + how("faint"))
-    (out / "report.md").write_text("\n".join(doc.lines) + "\n")
-    console.print(f"report: {out / 'report.md'}")
-    return out / "report.md"
+def _figures(doc: Document, runs: list[Run], main: pd.DataFrame, hybrid: pd.DataFrame, out: Path,
+             with_paper: bool) -> None:
+    paper = paper_with_families() if with_paper else None
+    paper_worst = paper.set_index("architecture")["worst_case"] if paper is not None else pd.Series(dtype=float)
+    shown = main.assign(paper_worst_case=[paper_worst.get(row) for row in main["paper_row"]])
+    how = (lambda drawn: f" ({drawn}: the paper)") if with_paper else (lambda drawn: "")  # noqa: E731
+    eps = {name: s["eps"] for r in runs for name, s in r.attack_settings.items() if "eps" in (s or {})}
+    doc.section("Figures")
+    doc.figure(figures.robust_generalization(main, paper, out / "robust_generalization.png", eps),
+               "(a) PGD-ℓ∞ against PGD-ℓ2 and PGD-ℓ1 accuracy, by family" + how("faint"))
+    doc.figure(figures.worst_case(shown, paper, out / "worst_case.png"),
+               "(b) Worst-case accuracy per architecture with 95% intervals" + how("◇"))
+    doc.figure(figures.design_trends(hybrid, hybrid_patch_paper() if with_paper else None,
+                                     out / "design_trends.png"),
+               "(c) Patch size and CoAtNet stage layout against worst-case and clean accuracy" + how("dashed"))
+    doc.figure(figures.clean_vs_worst_case(main, paper, out / "clean_vs_worst_case.png"),
+               "(d) Clean against worst-case accuracy" + how("faint"))

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from robustgen.arch.normalize import Normalized
-from robustgen.data.cifar10 import MEAN, STD, load_cifar10
+from robustgen.bench.small_model import small_cnn as bench_small_cnn
+from robustgen.bench.small_model import train_small_cnn as bench_train_small_cnn
 
 N_TRAIN = 5000
 EPOCHS = 8
@@ -29,41 +29,23 @@ _CACHE: dict[str, object] = {}
 
 def small_cnn() -> nn.Module:
     """3×(conv–ReLU–pool) and a linear head, 26k parameters; takes [0, 1] images."""
-    net = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(2),
-        nn.Flatten(), nn.Linear(256, 10))
-    return Normalized(net, MEAN, STD)
+    return bench_small_cnn(16, batch_norm=False)
 
 
 def train_small_cnn(cifar_root, *, n_train: int = N_TRAIN, epochs: int = EPOCHS, seed: int = 0) -> nn.Module:
-    images, labels = load_cifar10(cifar_root, "train", download=False)
-    x_all, y_all = images[:n_train].float() / 255, labels[:n_train]
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    model = small_cnn()
-    steps_per_epoch = (n_train + 127) // 128
-    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=5e-4, nesterov=True)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=epochs * steps_per_epoch)
-    model.train()
-    for _ in range(epochs):
-        order = torch.randperm(n_train, generator=gen)
-        for start in range(0, n_train, 128):
-            batch = order[start:start + 128]
-            x, y = x_all[batch], y_all[batch]
-            if torch.rand((), generator=gen) < 0.5:  # horizontal flip, half of the batches
-                x = x.flip(3)
-            delta = ((torch.rand(x.shape, generator=gen) * 2 - 1) * EPS).requires_grad_(True)
-            loss = F.cross_entropy(model((x + delta).clamp(0, 1)), y)
-            (grad,) = torch.autograd.grad(loss, delta)
-            delta = (delta.detach() + 1.25 * EPS * grad.sign()).clamp(-EPS, EPS)
-            x_adv = (x + delta).clamp(0, 1)
-            opt.zero_grad()
-            F.cross_entropy(model(x_adv), y).backward()
-            opt.step()
-            sched.step()
-    return model.eval()
+    """The benchmarks' training loop with fast AT (Wong et al. 2020): FGSM from a random start
+    drawn from the loop's generator, step 1.25·ε, on the model in train mode."""
+    return bench_train_small_cnn(cifar_root, n_train=n_train, epochs=epochs, seed=seed, make_model=small_cnn,
+                                 attack=fgsm_from_random_start, log=lambda *_: None)
+
+
+def fgsm_from_random_start(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    gen = bench_train_small_cnn.generator
+    delta = ((torch.rand(x.shape, generator=gen) * 2 - 1) * EPS).requires_grad_(True)
+    loss = F.cross_entropy(model((x + delta).clamp(0, 1)), y)
+    (grad,) = torch.autograd.grad(loss, delta)
+    delta = (delta.detach() + 1.25 * EPS * grad.sign()).clamp(-EPS, EPS)
+    return (x + delta).clamp(0, 1)
 
 
 class single_thread:
