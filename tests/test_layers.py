@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "robustgen"
 
 # Lowest first. A unit is a subpackage (robustgen.eval) or a top-level module (robustgen.train).
 LAYERS = [
-    ("leaves", {"robustgen", "robustgen.errors", "robustgen.modes"}),
+    ("leaves", {"robustgen", "robustgen.errors", "robustgen.modes", "robustgen.files"}),
     ("domain and run record", {"robustgen.arch", "robustgen.attack", "robustgen.data", "robustgen.method",
                                "robustgen.regularizer", "robustgen.sparsity", "robustgen.corrupt",
                                "robustgen.record"}),

@@ -17,7 +17,7 @@ import numpy as np
 
 import robustgen
 from robustgen.corrupt.params import params_hash
-from robustgen.record.files import atomic_write
+from robustgen.files import atomic_write
 
 MANIFEST = "manifest.json"
 LABELS = "labels.npy"

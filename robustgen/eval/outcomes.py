@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from robustgen.data.fingerprint import data_fingerprint  # noqa: F401  (part of the fingerprint API)
-from robustgen.record.files import atomic_write_text
+from robustgen.files import atomic_write_text
 
 FORMAT = "robustgen.eval_outcomes/1"
 OUTCOMES_FILE = "eval_outcomes.json"

@@ -16,7 +16,7 @@ import torch
 
 import robustgen
 from robustgen.arch import count_parameters
-from robustgen.record.files import atomic_write_text
+from robustgen.files import atomic_write_text
 
 RESULTS_FILE = "results.json"
 

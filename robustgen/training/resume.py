@@ -35,7 +35,7 @@ from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from robustgen.data.datasets import mixed_seed
 from robustgen.errors import CheckpointError, ConfigError
 from robustgen.record.checkpoint import read_checkpoint
-from robustgen.record.files import atomic_write
+from robustgen.files import atomic_write
 
 log = logging.getLogger("robustgen")
 
@@ -191,7 +191,7 @@ class BatchSeed(Callback):
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint atomically (robustgen/record/files.py): a kill while saving leaves the
+    """Write each checkpoint atomically (robustgen/files.py): a kill while saving leaves the
     previous complete file (Lightning writes the target file directly)."""
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options: Any | None = None) -> None:
