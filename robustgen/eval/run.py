@@ -139,7 +139,7 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
                    num_workers: int = 0, corruptions: CorruptionSource | None = None) -> EvalResult:
     """Evaluate `model` (already in eval mode, on its device) on the first `settings.n_points`
     items of `dataset`. Outcomes go to `output_dir`/eval_outcomes.json (resumed if present).
-    With `settings.corrupted.enabled`, also every cell of `corruptions` (see corrupt/evaluate.py).
+    With `settings.corrupted.enabled`, also every cell of `corruptions` (see eval/corruptions.py).
     `progress`: report on stderr (a rich bar on a terminal, plain lines otherwise), or a Reporter."""
     if not attacks and not settings.corrupted.enabled:
         raise ConfigError("eval.attacks is empty: the evaluation needs at least one attack")

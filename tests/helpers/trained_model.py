@@ -11,7 +11,12 @@ Trained once per test session (module-level cache, so every test module that imp
 """
 from __future__ import annotations
 
+import fcntl
+import os
+import tempfile
 import time
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import torch
@@ -62,13 +67,39 @@ class single_thread:
 
 
 def trained_cnn(cifar_root) -> nn.Module:
-    """The session's trained CNN (trained on first use)."""
+    """The session's trained CNN (trained on first use). Under pytest-xdist the first worker to
+    need it trains it and the others load its weights (the training is deterministic: same weights)."""
     if "model" not in _CACHE:
         start = time.perf_counter()
-        with single_thread():
-            _CACHE["model"] = train_small_cnn(cifar_root)
+        with single_thread(), _shared_weights() as path:
+            if path is not None and path.is_file():
+                model = small_cnn()
+                model.load_state_dict(torch.load(path, weights_only=True))
+                _CACHE["model"] = model.eval()
+            else:
+                _CACHE["model"] = train_small_cnn(cifar_root)
+                if path is not None:
+                    torch.save(_CACHE["model"].state_dict(), path)
         _CACHE["seconds"] = time.perf_counter() - start
     return _CACHE["model"]
+
+
+@contextmanager
+def _shared_weights():
+    """The file the workers of one pytest-xdist run share the weights in, held under a lock (None
+    outside xdist)."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run:
+        yield None
+        return
+    folder = Path(tempfile.gettempdir()) / f"robustgen-tests-{run}"
+    folder.mkdir(exist_ok=True)
+    with open(folder / "trained_cnn.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield folder / f"trained_cnn_{N_TRAIN}_{EPOCHS}.pt"
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
