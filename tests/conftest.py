@@ -42,3 +42,20 @@ def cifar_test_points(cifar_root):
 
     images, labels = load_cifar10(cifar_root, "test", download=False)
     return images[:512].float() / 255, labels[:512], torch.arange(512)
+
+
+@pytest.fixture(scope="session")
+def robust_cnn(cifar_root):
+    """The small adversarially trained CNN of tests/helpers/trained_model.py (trained once per run)."""
+    from tests.helpers.trained_model import trained_cnn
+
+    return trained_cnn(cifar_root)
+
+
+@pytest.fixture
+def one_thread():
+    """For tests that attack the trained model: see tests/helpers/trained_model.py's single_thread."""
+    from tests.helpers.trained_model import single_thread
+
+    with single_thread():
+        yield

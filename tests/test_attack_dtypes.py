@@ -20,7 +20,6 @@ import robustgen  # noqa: F401  (registers the ${div:} resolver)
 from robustgen.attack import PGD, Attack, AutoAttack
 from robustgen.attack.precision import round_toward
 from robustgen.attack.random_start import ExampleRNG, random_start
-from tests.helpers.trained_model import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -20,7 +20,6 @@ from robustgen.attack import APGD, APGDT, FAB, PGD, Attack, AutoAttack, NoAttack
 from robustgen.attack.projections import project_l1_box, sparse_l1_step
 from robustgen.attack.random_start import ExampleRNG, random_start
 from robustgen.errors import ConfigError
-from tests.helpers.trained_model import one_thread, robust_cnn  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -12,7 +12,6 @@ import torch
 import torchattacks
 
 from robustgen.attack import APGD, APGDT, PGD, AutoAttack
-from tests.helpers.trained_model import one_thread, robust_cnn  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TOLERANCE = 0.5  # accuracy points

@@ -14,7 +14,6 @@ from robustgen.data.corrupted import CorruptedArray, cifar10c_source
 from robustgen.eval.corruptions import CorruptionSettings, evaluate_corruptions
 from robustgen.data.cifar10 import load_cifar10
 from robustgen.errors import DataError
-from tests.helpers.trained_model import one_thread, robust_cnn  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 N = 100  # test images per cell

@@ -16,7 +16,6 @@ from robustgen.data.datasets import IndexedTensorDataset
 from robustgen.errors import ConfigError
 from robustgen.eval import EvalSettings, SanitySettings, evaluate_worst_case, load_outcomes, run_sanity_checks
 from robustgen.eval.outcomes import CLEAN, OUTCOMES_FILE
-from tests.helpers.trained_model import one_thread, robust_cnn  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 N = 300

@@ -7,7 +7,6 @@ import pytest
 from robustgen.bench.__main__ import main as bench_main
 from robustgen.bench.eval_bench import load_attack_set, run_eval_bench
 from robustgen.errors import ConfigError
-from tests.helpers.trained_model import one_thread, robust_cnn  # noqa: F401  (fixtures)
 
 
 def test_bench_compares_schedules_on_the_same_points(robust_cnn, cifar_root, one_thread):

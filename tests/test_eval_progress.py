@@ -18,7 +18,7 @@ from robustgen.data.datasets import IndexedTensorDataset
 from robustgen.eval import EvalSettings, SanitySettings, evaluate_worst_case, run_evaluation
 from robustgen.eval.progress import Reporter, duration, eta
 from tests.conftest import REPO
-from tests.helpers.trained_model import one_thread, small_cnn  # noqa: F401  (fixture)
+from tests.helpers.trained_model import small_cnn
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -15,7 +15,6 @@ from robustgen.attack import APGD, APGDT, FAB, PGD, AutoAttack, NoAttack, Square
 from robustgen.eval.sanity import SanitySettings, run_sanity_checks, zero_gradient_fraction
 from robustgen.modes import eval_mode, preserved_modes
 from robustgen.sparsity import SparsityMonitor
-from tests.helpers.trained_model import one_thread  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -18,7 +18,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -100,15 +99,3 @@ def _shared_weights():
             yield folder / f"trained_cnn_{N_TRAIN}_{EPOCHS}.pt"
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-@pytest.fixture(scope="session")
-def robust_cnn(cifar_root) -> nn.Module:
-    return trained_cnn(cifar_root)
-
-
-@pytest.fixture
-def one_thread():
-    """For tests that attack the trained model: see :class:`single_thread`."""
-    with single_thread():
-        yield
