@@ -27,6 +27,16 @@ class CheckpointError(RobustgenError, ValueError):
     """A checkpoint cannot be used with the requested model."""
 
 
+class TrainingDiverged(RobustgenError, FloatingPointError):
+    """The loss, the gradients or the weights stopped being finite numbers."""
+
+
+class SweepJobFailed(RobustgenError):
+    """A job of a multirun failed; its error is recorded in its folder (job_status.json). Raised
+    instead of ending the process, so that Hydra records the job as failed and runs the others,
+    and Optuna counts it against `max_failure_rate`."""
+
+
 def fail(message: object) -> NoReturn:
     """End the program on a user error: one line, ``robustgen: error: <message>``, exit status 2."""
     print(f"{PREFIX} {message}", file=sys.stderr)

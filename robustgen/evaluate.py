@@ -22,11 +22,13 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from robustgen.attack.base import check_classes
 from robustgen.cli import build, config_choices, hydra_app
 from robustgen.cli.components import build_eval_attacks, corruption_source, eval_settings, run_identity
 from robustgen.cli.study_defaults import describe_architecture
 from robustgen.errors import CheckpointError, ConfigError
 from robustgen.eval import run_evaluation
+from robustgen.eval.worst_case import evaluated_points
 from robustgen.eval.merge import main as merge_main
 from robustgen.eval.merge import merge_if_complete
 from robustgen.record.checkpoint import load_model
@@ -79,11 +81,13 @@ def evaluate(cfg: DictConfig) -> float:
     model, hparams = load_model(cfg.checkpoint, expected_arch=cfg.arch.name if cfg.get("arch") else None)
     arch = dict(hparams.get("arch") or {})
     datamodule = build_data(cfg, dict(hparams.get("data") or {}), cfg.checkpoint)
+    check_classes(attacks, datamodule.num_classes)  # e.g. AutoAttack's apgd-t on fewer than 4 classes
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           "cpu" if cfg.device == "auto" else cfg.device)
     model.to(device).eval()
     datamodule.prepare_data()  # missing data stops here, with advice
     corruptions = corruption_source(settings, datamodule)  # and missing CIFAR-10-C files
+    evaluated_points(settings.n_points, datamodule.test_dataset())  # and more test points than there are
     identity = run_identity(cfg, f"{arch.get('name', 'model')}-eval-{settings.name or 'custom'}")
 
     output_dir = Path(cfg.paths.output_dir)

@@ -16,6 +16,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from robustgen.arch.measure import count_macs
+from robustgen.attack.base import check_classes
 from robustgen.cli import build, build_named, construct, hydra_app, plain_config
 from robustgen.cli.components import (arch_settings, build_callbacks, build_eval_attacks, build_loggers, build_model,
                                       corruption_source, data_info, eval_settings, new_run_id, run_identity,
@@ -23,6 +24,7 @@ from robustgen.cli.components import (arch_settings, build_callbacks, build_eval
 from robustgen.cli.study_defaults import describe_architecture
 from robustgen.errors import ConfigError
 from robustgen.eval import run_evaluation
+from robustgen.eval.worst_case import evaluated_points
 from robustgen.record.checkpoint import load_model
 from robustgen.record.dashboard import finish_wandb, publish
 from robustgen.record.results import results_record, write_results
@@ -48,10 +50,12 @@ def train(cfg: DictConfig) -> float:
     resume = resume_point(cfg, output_dir, settings_key)
     datamodule = build(cfg.data)
     settings, eval_attacks = eval_settings(cfg), build_eval_attacks(cfg)
+    check_classes(eval_attacks, datamodule.num_classes)  # e.g. AutoAttack's apgd-t on fewer than 4 classes
     module = build_module(cfg, datamodule, settings_key)
     datamodule.prepare_data()  # missing data stops here, with advice
     datamodule.setup("fit")  # and malformed data files here, before a trainer or logger exists
     corruptions = corruption_source(settings, datamodule)  # and missing CIFAR-10-C files
+    evaluated_points(settings.n_points, datamodule.test_dataset())  # and more test points than there are
 
     loggers = build_loggers(cfg)
     callbacks, checkpoint = build_callbacks(cfg, output_dir, with_loggers=bool(loggers), resume=resume)

@@ -101,6 +101,24 @@ def test_optuna_sweeper_searches_the_l1_penalty_and_maximises_the_worst_case(tmp
     assert all(t.get("group") == str(sweep_dir) for t in trials), [t.get("group") for t in trials]
 
 
+@pytest.mark.slow  # 25 s of Optuna trials
+def test_optuna_counts_a_failed_trial_and_finishes_the_study(tmp_path, cifar_root):
+    """A trial refused by the regularizer (an unknown scope) is a failed trial for Optuna: the study
+    goes on (max_failure_rate=1.0), writes its optimization_results.yaml, and the sweep ends with
+    the summary of every planned trial and exit status 1."""
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("-m", "+sweep=l1_search", *TINY, f"data.root={cifar_root}", f"hydra.sweep.dir={sweep_dir}",
+                   "hydra.sweeper.n_trials=4", "hydra.sweeper.max_failure_rate=1.0",
+                   "regularizer.scope=choice(all,nowhere)", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    assert summary["planned"] == 4 and len(summary["done"]) + len(summary["failed"]) == 4
+    assert summary["failed"] and summary["done"] and not summary["missing"]
+    best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
+    done = [json.loads(p.read_text()) for p in sweep_dir.glob("*/results.json")]
+    assert best["best_value"] == pytest.approx(max(t["worst_case_acc"] for t in done))
+
+
 def test_shortened_quickstart_beats_chance_clearly(tmp_path, cifar_root):
     """The quickstart on half its images and epochs (~30 s on 2 cores): already 27% clean and 19%
     PGD-ℓ∞ on 100 test points here. At chance (10%), 20 or more of 100 happens with p ≈ 0.002."""

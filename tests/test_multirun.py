@@ -63,15 +63,34 @@ def test_user_error_prints_a_message_not_a_traceback(tmp_path, cifar_root):
     assert "robustgen: error: attack: PGD: eps must be ≥ 0" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_a_refused_job_is_recorded_and_the_sweep_goes_on(tmp_path, cifar_root):
+    """Job 0 is refused (a user error), job 1 is valid: job 1 still runs, job 0's error is in its
+    job_status.json and in summary.md, and the sweep ends with exit status 1 and the summary."""
+    sweep_dir = tmp_path / "sweep"
+    proc = run_cli("-m", *TINY, "attack.eps=-1,${div:8,255}", f"data.root={cifar_root}",
+                   f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert "robustgen: error: job 0 (" in proc.stderr and "eps must be ≥ 0" in proc.stderr
+    assert "1/2 jobs done, 1 failed, 0 missing" in proc.stderr
+    summary = json.loads((sweep_dir / "summary.json").read_text())
+    assert [e["job"] for e in summary["done"]] == ["1_vit"] and [e["job"] for e in summary["failed"]] == ["0_vit"]
+    assert "eps must be ≥ 0" in summary["failed"][0]["error"]
+    assert "eps must be ≥ 0" in json.loads((sweep_dir / "0_vit" / "job_status.json").read_text())["error"]
+    assert "eps must be ≥ 0" in (sweep_dir / "summary.md").read_text()
+
+
 def test_the_submitit_local_launcher_runs_a_two_job_sweep(tmp_path, cifar_root):
     """hydra/launcher=local: the SLURM launcher's code path (pickled jobs, submitit folders) on this
-    machine; each job writes its results.json and the sweep its summary."""
+    machine; the valid job writes its results.json, the refused one its error, and the sweep its
+    summary and exit status 1."""
     sweep_dir = tmp_path / "sweep"
-    proc = run_cli("-m", "seed=1,2", *TINY, f"data.root={cifar_root}", "hydra/launcher=local",
+    proc = run_cli("-m", "attack.eps=${div:8,255},-1", *TINY, f"data.root={cifar_root}", "hydra/launcher=local",
                    f"hydra.sweep.dir={sweep_dir}", cwd=tmp_path, threads=1)  # the two jobs run at once
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 1, proc.stderr[-3000:]
     results = [json.loads(p.read_text()) for p in sorted(sweep_dir.glob("*/results.json"))]
-    assert sorted(r["seed"] for r in results) == [1, 2]
+    assert [r["train_attack"]["eps"] for r in results] == [pytest.approx(8 / 255)]
     assert len([p for p in (sweep_dir / ".submitit").iterdir() if p.is_dir()]) >= 2  # submitit's job folders
     summary = json.loads((sweep_dir / "summary.json").read_text())
-    assert summary["planned"] == 2 and len(summary["done"]) == 2
+    assert summary["planned"] == 2 and len(summary["done"]) == 1 and len(summary["failed"]) == 1
+    assert "eps must be ≥ 0" in summary["failed"][0]["error"]

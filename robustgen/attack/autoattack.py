@@ -27,7 +27,7 @@ from typing import Callable, Iterator
 import torch
 from torch import Tensor, nn
 
-from robustgen.attack.base import Attack
+from robustgen.attack.base import Attack, check_classes
 from robustgen.attack.pgd import check_common
 from robustgen.attack.torchattacks_wrap import APGD, APGDT, FAB, Square
 from robustgen.errors import ConfigError
@@ -96,9 +96,20 @@ class AutoAttack(Attack):
                 "fab-t": FAB(steps=100, targeted=True, n_target_classes=9, **common),
                 "square": Square(n_queries=5000, p_init=0.8, **common)}
 
+    def min_classes(self) -> tuple[int, str]:
+        need = {name: c.min_classes() for name, c in self.components.items()}
+        name = max(need, key=lambda k: need[k][0])
+        return need[name][0], f"its {name}: {need[name][1]}"
+
+    def runnable_components(self, n_classes: int) -> list[str]:
+        """The components that can run on `n_classes` classes (for the message of check_classes)."""
+        return [name for name, c in self.components.items() if c.min_classes()[0] <= n_classes]
+
     def perturb(self, model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor | None) -> Tensor:
         with torch.no_grad():
-            robust = model(x).argmax(1) == y
+            logits = model(x)
+        check_classes({f"autoattack-{self.norm}": self}, logits.shape[1], "attack")  # before any component runs
+        robust = logits.argmax(1) == y
         x_adv = x.clone()
         for name, component in self.components.items():
             idx = robust.nonzero().flatten()

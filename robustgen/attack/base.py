@@ -56,6 +56,24 @@ class Attack:
         """Settings written into results.json, so a result says exactly which attack produced it."""
         return {"type": type(self).__name__, "norm": self.norm, "eps": self.eps}
 
+    def min_classes(self) -> tuple[int, str]:
+        """(the fewest classes this attack can run on, why): 2 unless its loss needs more."""
+        return 2, "it needs a wrong class to push toward"
+
+
+def check_classes(attacks: dict[str, Attack], n_classes: int, where: str = "eval.attacks") -> None:
+    """Refuse, in one line and before any work, an attack set with an attack that cannot run on a
+    classifier of `n_classes` classes (the targeted DLR loss compares the four largest logits:
+    APGD-T and AutoAttack's apgd-t need 4 classes), naming it and the way out."""
+    for name, attack in attacks.items():
+        need, why = attack.min_classes()
+        if n_classes < need:
+            runnable = getattr(attack, "runnable_components", lambda n: [])(n_classes)
+            fix = (f"run it as version=custom with components=[{','.join(runnable)}]" if runnable else
+                   f"leave it out ({where}.{name}=null)")
+            raise ConfigError(f"{where}.{name}: {type(attack).__name__} needs at least {need} classes ({why}), and "
+                              f"this model has {n_classes}; {fix}")
+
 
 class NoAttack(Attack):
     """Identity 'attack': vanilla (clean) training with `attack=none`.

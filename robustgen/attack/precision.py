@@ -20,6 +20,8 @@ import itertools
 import torch
 from torch import Tensor, nn
 
+from robustgen.arch.contract import check_logits
+
 
 def work_dtype(x: Tensor) -> torch.dtype:
     """The dtype an attack computes in: float32, or x's dtype if that is wider (float64)."""
@@ -67,7 +69,8 @@ class Float32Model(nn.Module):
         return self
 
     def forward(self, x: Tensor) -> Tensor:
-        logits = self.inner(x if self.input_dtype is None else x.to(self.input_dtype))
+        logits = check_logits(self.inner(x if self.input_dtype is None else x.to(self.input_dtype)), "attack",
+                              len(x))
         return logits.to(torch.promote_types(logits.dtype, torch.float32))
 
 

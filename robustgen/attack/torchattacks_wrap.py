@@ -33,7 +33,7 @@ import torchattacks
 from torch import Tensor, nn
 
 from robustgen.attack import apgd_l1
-from robustgen.attack.base import Attack
+from robustgen.attack.base import Attack, check_classes
 from robustgen.attack.pgd import check_common
 from robustgen.errors import ConfigError
 
@@ -54,9 +54,15 @@ class TorchattacksAttack(Attack):
     def build(self, model: nn.Module, n_classes: int) -> torchattacks.attack.Attack:
         raise NotImplementedError
 
-    def perturb(self, model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor | None) -> Tensor:
+    def _check_classes(self, model: nn.Module, x: Tensor) -> int:
+        """The model's class count, refused in one line if this attack cannot run on it."""
         with torch.no_grad():
             n_classes = model(x[:1]).shape[1]
+        check_classes({type(self).__name__.lower(): self}, n_classes, "attack")
+        return n_classes
+
+    def perturb(self, model: nn.Module, x: Tensor, y: Tensor, example_ids: Tensor | None) -> Tensor:
+        n_classes = self._check_classes(model, x)
         devices = [x.device.index or 0] if x.device.type == "cuda" else []
         params = list(model.parameters())
         grads = [p.grad for p in params]
@@ -103,6 +109,11 @@ class APGD(TorchattacksAttack):
         apgd_l1.check_schedule("APGD", norm, eps_schedule, steps)
         self.loss, self.steps, self.n_restarts, self.eps_schedule = loss, int(steps), int(n_restarts), eps_schedule
 
+    def min_classes(self) -> tuple[int, str]:
+        if self.loss == "dlr":
+            return 3, "its DLR loss compares the three largest logits"
+        return super().min_classes()
+
     def build(self, model, n_classes):
         return torchattacks.APGD(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
                                  n_restarts=self.n_restarts, seed=self.seed, loss=self.loss)
@@ -110,6 +121,7 @@ class APGD(TorchattacksAttack):
     def perturb(self, model, x, y, example_ids):
         if self.norm != "l1":
             return super().perturb(model, x, y, example_ids)
+        self._check_classes(model, x)
         return apgd_l1.attack(model, x, y, eps=self.eps, steps=self.steps, loss=self.loss,
                               n_restarts=self.n_restarts, eps_schedule=self.eps_schedule,
                               example_ids=example_ids, seed=self.seed)
@@ -135,6 +147,9 @@ class APGDT(TorchattacksAttack):
         self.steps, self.n_target_classes, self.n_restarts = int(steps), int(n_target_classes), int(n_restarts)
         self.eps_schedule = eps_schedule
 
+    def min_classes(self) -> tuple[int, str]:
+        return 4, "its targeted DLR loss compares the four largest logits"
+
     def build(self, model, n_classes):
         attack = torchattacks.APGDT(model, norm=_TA_NORM[self.norm], eps=self.eps, steps=self.steps,
                                     n_restarts=self.n_restarts, seed=self.seed, n_classes=n_classes)
@@ -144,6 +159,7 @@ class APGDT(TorchattacksAttack):
     def perturb(self, model, x, y, example_ids):
         if self.norm != "l1":
             return super().perturb(model, x, y, example_ids)
+        self._check_classes(model, x)
         return apgd_l1.attack(model, x, y, eps=self.eps, steps=self.steps, loss="dlr-targeted",
                               n_restarts=self.n_restarts, n_target_classes=self.n_target_classes,
                               eps_schedule=self.eps_schedule, example_ids=example_ids, seed=self.seed)

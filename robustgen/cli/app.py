@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sys
+import traceback
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +27,9 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from robustgen import CONFIG_DIR
-from robustgen.errors import ConfigError, RobustgenError, fail
+from robustgen.cli import sweep_callback
+from robustgen.errors import PREFIX, ConfigError, RobustgenError, SweepJobFailed, fail
+from robustgen.record.sweep_summary import line, record_failure, summarize
 from robustgen.training.resume import flatten
 
 _FRACTION = re.compile(r"^\s*[-+]?\d+(\.\d*)?\s*/\s*\d+(\.\d*)?\s*$")
@@ -73,21 +76,38 @@ def drop_unused_run_dir() -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def note_failed_sweep_job(message: str) -> None:
-    """In a multirun, record the failure in the job's folder and refresh the sweep's summary
-    (the basic launcher stops at this job, so no end-of-sweep callback will run)."""
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return
-    from robustgen.record.sweep_summary import line, record_failure, summarize
+def in_multirun() -> bool:
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
+
+def job_failed(message: str) -> SweepJobFailed:
+    """Record a multirun job's failure in its folder (summary.md lists it) and say it in one line;
+    the returned error is raised so that the sweep goes on with the other jobs."""
     hydra_cfg = HydraConfig.get()
     record_failure(hydra_cfg.runtime.output_dir, message)
-    print(line(summarize(hydra_cfg.sweep.dir)), file=sys.stderr)
+    overrides = " ".join(hydra_cfg.overrides.task)
+    print(f"{PREFIX} job {hydra_cfg.job.num} ({overrides}) failed: {message}; the other jobs go on",
+          file=sys.stderr)
+    return SweepJobFailed(message)
+
+
+def end_of_failed_sweep(err: BaseException | None) -> None:
+    """After a multirun in which a job failed (or the sweeper gave up): the summary, then exit 1."""
+    summary = summarize(sweep_callback.current_sweep)
+    print(line(summary), file=sys.stderr)
+    why = f" ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})" \
+        if err is not None and not isinstance(err, SweepJobFailed) else ""
+    fail_sweep = f"{len(summary['failed'])} job(s) failed{why}; their errors are in summary.md"
+    print(f"{PREFIX} {fail_sweep}", file=sys.stderr)
+    raise SystemExit(1)
 
 
 def hydra_app(config_name: str, interrupted: Callable[[DictConfig], str] | None = None):
     """Turn `task(cfg)` into a Hydra entry point (`main()`) whose user errors end as :func:`fail`.
-    `interrupted(cfg)`, if given, says on Ctrl-C what was kept and how to continue."""
+    `interrupted(cfg)`, if given, says on Ctrl-C what was kept and how to continue.
+
+    In a multirun, a job that fails — a user error or a crash — is recorded in its folder and the
+    other jobs run; the sweep then ends with the summary and exit status 1."""
 
     def decorate(task: Callable[[DictConfig], Any]) -> Callable[[], Any]:
         @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=config_name)
@@ -97,33 +117,46 @@ def hydra_app(config_name: str, interrupted: Callable[[DictConfig], str] | None 
                 return task(cfg)
             except RobustgenError as err:
                 drop_unused_run_dir()
-                note_failed_sweep_job(str(err))
+                if in_multirun():
+                    raise job_failed(str(err)) from None
                 fail(err)
             except KeyboardInterrupt:
                 if interrupted is None:
                     raise
                 print(f"robustgen: interrupted. {interrupted(cfg)}", file=sys.stderr)
                 raise SystemExit(130) from None
+            except Exception as err:  # a crash: in a multirun, one job's bug must not stop the others
+                if not in_multirun():
+                    raise
+                traceback.print_exc()  # into the job's log, where its folder's summary entry points
+                raise job_failed(f"crashed: {type(err).__name__}: {err}") from err
 
         @functools.wraps(task)
         def main() -> Any:
             previous = os.environ.get("HYDRA_FULL_ERROR")
             os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its composition errors for us to report
+            sweep_callback.current_sweep = None
             try:
-                return app()
+                result = app()
             except (HydraException, OmegaConfBaseException) as err:  # unknown option or key, bad override
                 fail(_hydra_message(err))
-            except Exception as err:  # noqa: BLE001 — only the cluster's refusal is a user error here
-                if type(err).__name__ != "FailedJobError":  # submitit: sbatch refused the jobs
+            except Exception as err:  # noqa: BLE001 — the cluster's refusal, a failed job, a sweeper giving up
+                if type(err).__name__ == "FailedJobError":  # submitit: sbatch refused the jobs
+                    lines = [line for line in str(err).splitlines() if line.strip()]
+                    fail(f"SLURM refused the jobs ({lines[0] if lines else err}); check hydra.launcher.partition, "
+                         "account and qos (or ROBUSTGEN_SLURM_PARTITION / _ACCOUNT / _QOS): `sinfo` lists the "
+                         "partitions")
+                if sweep_callback.current_sweep is None:
                     raise
-                lines = [line for line in str(err).splitlines() if line.strip()]
-                fail(f"SLURM refused the jobs ({lines[0] if lines else err}); check hydra.launcher.partition, "
-                     "account and qos (or ROBUSTGEN_SLURM_PARTITION / _ACCOUNT / _QOS): `sinfo` lists the partitions")
+                end_of_failed_sweep(err)
             finally:
                 if previous is None:
                     os.environ.pop("HYDRA_FULL_ERROR", None)
                 else:
                     os.environ["HYDRA_FULL_ERROR"] = previous
+            if sweep_callback.current_sweep is not None and summarize(sweep_callback.current_sweep)["failed"]:
+                end_of_failed_sweep(None)  # e.g. Optuna: failed trials were counted, the study went on
+            return result
 
         return main
 

@@ -13,11 +13,12 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from robustgen.arch import create_arch
+from robustgen.arch import check_classifier, create_arch
 from robustgen.cli.app import config_choices
 from robustgen.cli.build import build, build_named
 from robustgen.cli.study_defaults import describe_architecture
 from robustgen.eval import EvalSettings
+from robustgen.training.guard import NonFiniteGuard
 from robustgen.training.resume import BatchSeed, RunCheckpoint
 
 
@@ -67,8 +68,12 @@ def arch_settings(cfg: DictConfig) -> dict:
 def build_model(cfg: DictConfig, datamodule) -> torch.nn.Module:
     arch = arch_settings(cfg)
     name = arch.pop("name")
-    return create_arch(name, num_classes=datamodule.num_classes, img_size=datamodule.img_size,
-                       mean=datamodule.mean, std=datamodule.std, **arch)
+    model = create_arch(name, num_classes=datamodule.num_classes, img_size=datamodule.img_size,
+                        mean=datamodule.mean, std=datamodule.std, **arch)
+    # the contract every attack and the evaluation rely on, checked once on two blank images
+    check_classifier(model, torch.zeros(2, 3, datamodule.img_size, datamodule.img_size), f"arch={name}",
+                     finite=False)
+    return model
 
 
 def data_info(datamodule) -> dict:
@@ -94,7 +99,7 @@ def build_callbacks(cfg: DictConfig, output_dir: Path, with_loggers: bool,
     # writes it only in epochs where the best checkpoint changed, which would leave resuming stale.
     last = RunCheckpoint(dirpath=folder, filename="last", monitor=None, save_top_k=1, enable_version_counter=False,
                          resumed_from=resume)
-    callbacks = [best, last, BatchSeed(cfg.seed)]
+    callbacks = [best, last, BatchSeed(cfg.seed), NonFiniteGuard()]
     callbacks += [LearningRateMonitor(logging_interval="epoch")] if with_loggers else []
     callbacks += [build(spec) for spec in (cfg.get("callbacks") or {}).values() if spec is not None]
     if cfg.progress_bar:

@@ -14,12 +14,20 @@ from omegaconf import DictConfig, OmegaConf
 from robustgen.record.sweep_summary import PLAN_FILE, line, summarize
 
 
+# The sweep this process launched (set when a multirun starts): robustgen/cli/app.py summarises it
+# when a job failed, and ends the sweep with a non-zero status.
+current_sweep: Path | None = None
+
+
 def planned_jobs(config: DictConfig) -> int | None:
-    """How many jobs the basic sweeper makes of this multirun: the product of the number of values
-    of every swept override and sweeper param (None for other sweepers, e.g. Optuna's trials)."""
+    """How many jobs this multirun makes: the basic sweeper's product of the number of values of
+    every swept override and sweeper param, Optuna's `n_trials`, None for other sweepers."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    if "BasicSweeper" not in str(OmegaConf.select(config, "hydra.sweeper._target_", default="")):
+    sweeper = str(OmegaConf.select(config, "hydra.sweeper._target_", default=""))
+    if "optuna" in sweeper.lower():
+        return int(config.hydra.sweeper.n_trials)
+    if "BasicSweeper" not in sweeper:
         return None
     params = config.hydra.sweeper.params
     params = OmegaConf.to_container(params, resolve=True) if params else {}
@@ -35,7 +43,8 @@ class SweepSummary(Callback):
     when it ends."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep = Path(config.hydra.sweep.dir)
+        global current_sweep
+        sweep = current_sweep = Path(config.hydra.sweep.dir)
         sweep.mkdir(parents=True, exist_ok=True)
         try:
             planned = planned_jobs(config)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, DistributedSampler
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
+from torch.utils.data import DataLoader
 
 from robustgen.data.datasets import EpochShuffle, SeededAugmentation, fixed_subset
 from robustgen.errors import ConfigError
@@ -87,12 +88,25 @@ class ClassificationDataModule(L.LightningDataModule):
 
     def val_dataloader(self) -> list[DataLoader]:
         """Two loaders: 0 = every validation image (clean), 1 = the fixed subset that is attacked.
-        Under DDP each rank validates its slice (DistributedSampler without shuffling; the metrics
-        are averaged over ranks, exact when the sizes divide by the number of ranks)."""
+
+        Under DDP rank r of w validates images r, r + w, r + 2w, ...: every image on exactly one rank
+        (Lightning's UnrepeatedDistributedSampler; torch's DistributedSampler would repeat the first
+        images to even out the shares, and count them twice). The module logs each accuracy with
+        its batch size and `sync_dist`, so Lightning reduces it as the sum of correct over the sum
+        of images across ranks: exact for any size.
+
+        Raises:
+            ConfigError: a set smaller than the number of ranks (a rank with nothing to validate
+                would never join the others' reduction).
+        """
         adv = self._val.subset(torch.arange(min(self.val_adv_points, len(self._val))))
         rank, world = _rank_and_world()
-        shard = (lambda d: DistributedSampler(d, num_replicas=world, rank=rank, shuffle=False)) if world > 1 \
-            else (lambda d: None)
+        for name, data in (("data.val_size", self._val), ("data.val_adv_points", adv)):
+            if len(data) < world:
+                raise ConfigError(f"{name}: {len(data)} validation images for {world} DDP ranks; every rank needs "
+                                  f"at least one (set {name} ≥ {world})")
+        shard = (lambda d: UnrepeatedDistributedSampler(d, num_replicas=world, rank=rank, shuffle=False)) \
+            if world > 1 else (lambda d: None)
         return [self._loader(self._val, self.eval_batch_size, shard(self._val)),
                 self._loader(adv, self.eval_batch_size, shard(adv))]
 

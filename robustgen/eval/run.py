@@ -17,14 +17,15 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from robustgen.attack.base import Attack
+from robustgen.arch.contract import check_classifier
+from robustgen.attack.base import Attack, check_classes
 from robustgen.data.corrupted import CorruptionSource
 from robustgen.eval.corruptions import CorruptionReport, CorruptionSettings, evaluate_corruptions
 from robustgen.errors import ConfigError
 from robustgen.eval.outcomes import OUTCOMES_FILE
 from robustgen.eval.progress import Reporter
 from robustgen.eval.sanity import SanityFlag, SanitySettings, checks_after, checks_before, ordered, report_flags
-from robustgen.eval.worst_case import EvalReport, evaluate_worst_case
+from robustgen.eval.worst_case import EvalReport, evaluate_worst_case, evaluated_points, first_images
 
 log = logging.getLogger("robustgen")
 # The phases of an evaluation, as its progress lines and results.json (eval.seconds_by_phase) name them.
@@ -146,7 +147,9 @@ def run_evaluation(model: nn.Module, dataset: Dataset, attacks: dict[str, Attack
     if settings.corrupted.enabled and corruptions is None:
         raise ConfigError("eval.corrupted is enabled but no corrupted test sets were given")
     device = next(model.parameters()).device
-    n = len(dataset) if settings.n_points is None else min(settings.n_points, len(dataset))
+    n = evaluated_points(settings.n_points, dataset)  # more points than the data set has: refused now
+    logits = check_classifier(model, first_images(dataset, device), "evaluation")  # of the right shape, finite
+    check_classes(attacks, logits.shape[1])  # every attack of the set can run on this many classes
     positions = shard_positions(n, settings.shard)
     flags: list[SanityFlag] = []
     # sharded: the sanity checks run in shard 0, on its points (the first ones)

@@ -28,7 +28,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from robustgen.arch.contract import check_classifier
 from robustgen.attack.base import Attack
+from robustgen.errors import ConfigError
 from robustgen.eval.outcomes import (CLEAN, Outcomes, attack_code_version, data_fingerprint, eval_fingerprint,
                                      weights_fingerprint)
 from robustgen.eval.progress import EvalProgress, Reporter
@@ -177,7 +179,8 @@ def evaluate_worst_case(model: nn.Module, dataset: Dataset, attacks: dict[str, A
     """
     start = time.perf_counter()
     device = torch.device(device) if device is not None else next(model.parameters()).device
-    n = len(dataset) if n_points is None else min(int(n_points), len(dataset))
+    n = evaluated_points(n_points, dataset)
+    check_classifier(model, first_images(dataset, device), "evaluation")  # before any attack runs
     # Everything that decides a point's outcome. The data part hashes the whole data set's content,
     # not only the first n items, so that a later run asking for more points still matches.
     about = {"weights": weights_fingerprint(model), "data": data_tag or f"{type(dataset).__name__}[{len(dataset)}]",
@@ -209,3 +212,17 @@ def evaluate_worst_case(model: nn.Module, dataset: Dataset, attacks: dict[str, A
             tracker.end_batch(len(y), sum(b is None for b in got.broken_by))
 
     return report_from_outcomes(outcomes.select(ids), per_attack, time.perf_counter() - start, resumed)
+
+
+def evaluated_points(n_points: int | None, dataset: Dataset) -> int:
+    """`n_points` (None: every item of `dataset`), refused when the data set has fewer items: an
+    evaluation never silently measures fewer points than asked for."""
+    if n_points is not None and int(n_points) > len(dataset):
+        raise ConfigError(f"eval.n_points={n_points} but the test set has {len(dataset)} images: ask for at most "
+                          f"{len(dataset)} (eval.n_points={len(dataset)}, or eval.n_points=null for all of them)")
+    return len(dataset) if n_points is None else int(n_points)
+
+
+def first_images(dataset: Dataset, device, n: int = 4) -> torch.Tensor:
+    """The first `n` images of `dataset`, on `device`: enough for one check of the model's output."""
+    return torch.stack([dataset[i][0] for i in range(min(n, len(dataset)))]).to(device)

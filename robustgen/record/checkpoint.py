@@ -56,8 +56,14 @@ def load_model(path: str | Path, expected_arch: str | None = None) -> tuple[nn.M
     name = arch.pop("name")
     model = create_arch(name, num_classes=data.get("num_classes", 10), img_size=data.get("img_size", 32),
                         mean=tuple(data.get("mean", CIFAR10_MEAN)), std=tuple(data.get("std", CIFAR10_STD)), **arch)
+    state = model_state(checkpoint)
+    bad = sum(int((~torch.isfinite(t)).sum()) for t in state.values() if torch.is_tensor(t) and t.is_floating_point())
+    if bad:
+        raise CheckpointError(f"{path} holds {bad} NaN or infinite weight(s): the run that wrote it diverged, and "
+                              f"its numbers would mean nothing; evaluate an earlier checkpoint or retrain with a "
+                              f"smaller optim.lr")
     try:
-        model.load_state_dict(model_state(checkpoint))
+        model.load_state_dict(state)
     except RuntimeError as err:
         raise CheckpointError(f"{path}: weights do not fit arch={name} {arch}: {str(err)[:300]}") from None
     return model, hparams

@@ -13,6 +13,7 @@ from __future__ import annotations
 import lightning as L
 import torch
 from torch import Tensor, nn
+from torchmetrics import MeanMetric
 
 from robustgen.attack.base import Attack
 from robustgen.attack.pgd import PGD
@@ -66,6 +67,7 @@ class AdversarialClassifier(L.LightningModule):
         self.val_fgsm = PGD(norm=getattr(val_attack, "norm", "linf"), eps=val_attack.eps, steps=1,
                             step_size=val_attack.eps, random_start=False) if val_attack.eps > 0 else None
         self.regularizer = regularizer or NoRegularizer()
+        self.val_accuracy = nn.ModuleDict()  # metric name → MeanMetric (_log_accuracy); states not saved
         self.optim_cfg = optim
         self.save_hyperparameters({"arch": dict(arch or {}), "data": dict(data_info or {}),
                                    "train_attack": self.train_attack.describe(), "val_attack": val_attack.describe(),
@@ -98,21 +100,31 @@ class AdversarialClassifier(L.LightningModule):
             penalty = self.regularizer(self.model)
             loss = loss + penalty
             self.log("train/loss_reg", penalty, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(y))
+        self.last_train_loss = loss.detach()  # named by the non-finite guard (guard.py) if the gradients are not
         return loss
 
     def validation_step(self, batch, batch_idx: int, dataloader_idx: int = 0) -> None:
         x, y, ids = batch
         x, net = self.layout(x), self.net
         if dataloader_idx == ADV_LOADER and self.val_fgsm is not None:
-            fgsm = (net(self.val_fgsm(net, x, y)).argmax(1) == y).float().mean() * 100
-            self.log("val/acc_fgsm", fgsm, on_epoch=True, sync_dist=True, batch_size=len(y),
-                     add_dataloader_idx=False)
+            self._log_accuracy("val/acc_fgsm", correct(net, self.val_fgsm(net, x, y), y))
         if dataloader_idx == ADV_LOADER:
             self._worst_case_step(net, x, y, ids)
             return
-        acc = (net(x).argmax(1) == y).float().mean() * 100
-        self.log("val/acc_clean", acc, on_epoch=True, sync_dist=True, prog_bar=True, batch_size=len(y),
-                 add_dataloader_idx=False)
+        self._log_accuracy("val/acc_clean", correct(net, x, y), prog_bar=True)
+
+    def _log_accuracy(self, name: str, hits: Tensor, prog_bar: bool = False) -> None:
+        """Log `name` as the % of images of the epoch's validation that `hits` marks correct. A
+        torchmetrics MeanMetric per name keeps the sum of hits and the count of images, summed over
+        DDP ranks at the epoch's end: each image counts once, whatever the ranks' shares (Lightning's
+        own `sync_dist` mean weights the ranks by an integer-averaged batch size: 9 of 63 correct
+        images came out as 9/62)."""
+        if name not in self.val_accuracy:
+            self.val_accuracy[name] = MeanMetric().to(self.device)
+        metric = self.val_accuracy[name]
+        metric.update(hits.float() * 100)
+        self.log(name, metric, on_epoch=True, prog_bar=prog_bar, batch_size=len(hits), add_dataloader_idx=False,
+                 metric_attribute=f"val_accuracy.{name}")
 
     def _worst_case_step(self, net: nn.Module, x: Tensor, y: Tensor, ids: Tensor) -> None:
         """Every validation attack on the batch; logs each accuracy, val/acc_adv (`val_attack`'s,
@@ -124,14 +136,11 @@ class AdversarialClassifier(L.LightningModule):
             if among.any():
                 survived[among] = correct(net, attack(net, x[among], y[among], example_ids=ids[among]), y[among])
             if self.val_per_attack or k == 0:
-                self.log(f"val/acc/{name}", survived.float().mean() * 100, on_epoch=True, sync_dist=True,
-                         batch_size=len(y), add_dataloader_idx=False)
+                self._log_accuracy(f"val/acc/{name}", survived)
             if name == self.val_attack_name:
-                self.log("val/acc_adv", survived.float().mean() * 100, on_epoch=True, sync_dist=True, prog_bar=True,
-                         batch_size=len(y), add_dataloader_idx=False)
+                self._log_accuracy("val/acc_adv", survived, prog_bar=True)
             held &= survived
-        self.log("val/acc_worst", held.float().mean() * 100, on_epoch=True, sync_dist=True, prog_bar=True,
-                 batch_size=len(y), add_dataloader_idx=False)
+        self._log_accuracy("val/acc_worst", held, prog_bar=True)
 
     def configure_optimizers(self):
         total = int(self.trainer.estimated_stepping_batches)

@@ -36,6 +36,7 @@ from robustgen.data.datasets import mixed_seed
 from robustgen.errors import CheckpointError, ConfigError
 from robustgen.record.checkpoint import read_checkpoint
 from robustgen.files import atomic_write
+from robustgen.training.guard import check_finite_weights
 
 log = logging.getLogger("robustgen")
 
@@ -129,6 +130,11 @@ class RunCheckpoint(ModelCheckpoint):
     def __init__(self, *args, resumed_from: Path | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.resumed_from = resumed_from
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        # Non-finite weights never become best.ckpt or last.ckpt: a resumed run goes on from finite ones.
+        check_finite_weights(trainer.lightning_module, f"not writing {filepath}")
+        super()._save_checkpoint(trainer, filepath)
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         old_dir = state_dict.get("dirpath")

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from robustgen.arch.contract import check_classifier
 from robustgen.attack import AutoAttack, Square
 from robustgen.attack.base import Attack
 from robustgen.eval.outcomes import CLEAN, Outcomes
@@ -184,6 +185,7 @@ def run_sanity_checks(model: nn.Module, x: Tensor, y: Tensor, ids: Tensor, attac
     """All checks on the points (x, y, ids) alone, outside an evaluation: the set runs on them here
     (every attack on every point). An evaluation runs :func:`checks_before` and :func:`checks_after`
     around itself instead (run.py). The model is used in eval mode."""
+    check_classifier(model, x[:4], "sanity checks")  # logits of the right shape, finite
     before = checks_before(model, x, y, ids, attacks, settings, reporter)
     report = evaluate_worst_case(model, _Points(x, y, ids), before.evaluated(attacks), batch_size=settings.batch_size,
                                  per_attack=True, progress=reporter or False)
