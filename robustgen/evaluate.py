@@ -40,10 +40,11 @@ log = logging.getLogger("robustgen")
 
 def build_data(cfg: DictConfig, data_info: dict, checkpoint: str):
     """The data module of `cfg.data`, checked against the data the checkpoint was trained on
-    (class count, image size, normalisation: the last tells CIFAR-10 from ImageNette)."""
+    (class count, image size, and the normalisation mean, which tells CIFAR-10 from ImageNette).
+    The std is not compared: the model normalises inside with the constants it was trained with
+    (its checkpoint's), whatever `data.normalization` says now."""
     datamodule = build(cfg.data)
-    have = {"num_classes": datamodule.num_classes, "img_size": datamodule.img_size,
-            "mean": list(datamodule.mean), "std": list(datamodule.std)}
+    have = {"num_classes": datamodule.num_classes, "img_size": datamodule.img_size, "mean": list(datamodule.mean)}
     want = {k: data_info[k] for k in have if k in data_info}
     if any(not _same(have[k], v) for k, v in want.items()):
         choice = config_choices(cfg).get("data", type(datamodule).__name__)
@@ -94,7 +95,7 @@ def evaluate(cfg: DictConfig) -> float:
     result = run_evaluation(model, datamodule.test_dataset(), attacks, settings, output_dir=output_dir,
                             progress=cfg.progress_bar, num_workers=datamodule.num_workers, corruptions=corruptions)
     training_run = training_record(Path(cfg.checkpoint))
-    fields = {"checkpoint": str(Path(cfg.checkpoint).resolve()), "arch": arch,
+    fields = {"checkpoint": str(Path(cfg.checkpoint).resolve()), "arch": arch, "data": hparams.get("data"),
               "train_attack": hparams.get("train_attack"), "training_run": training_run}
     record = results_record(identity=identity, architecture=checkpoint_architecture(training_run, hparams),
                             model=model, evaluation=result,

@@ -141,7 +141,8 @@ def training_record(cfg: DictConfig, identity: dict, module: AdversarialClassifi
     """results.json of a training run: the shared record plus what only training has."""
     method, regularizer = module.method, module.regularizer
     fields = {"run_id": cfg.run_id, "group": cfg.group, "resumed_from": str(resume) if resume else None,
-              "arch": arch_settings(cfg), "macs": count_macs(best_model, img_size=datamodule.img_size),
+              "arch": arch_settings(cfg), "data": data_info(datamodule),
+              "macs": count_macs(best_model, img_size=datamodule.img_size),
               "chance_acc": 100.0 / datamodule.num_classes, "method": method.describe(),
               "train_attack": method.attack.describe(), "regularizer": regularizer.describe(),
               "epochs": trainer.current_epoch, "world_size": trainer.world_size, "best_checkpoint": str(best),

@@ -184,6 +184,9 @@ CASES_MORE = [
     ("train", ["data.val_from=train", "data.val_size=60000"], "holds out every training image"),
     ("train", ["attack.steps=2.5"], "steps must be an integer ≥ 1, got 2.5"),
     ("train", ["optim.lr=abc"], r"optim.lr='abc'"),
+    ("train", ["data.normalization=imagenet"], r"data.normalization='imagenet'; choose one of study, dataset_stats"),
+    ("train", ["eval.n_points=20000"], r"eval.n_points=20000 but the test set has 10000 images"),
+    ("evaluate", ["checkpoint={ckpt}", "eval.n_points=20000"], r"eval.n_points=20000 but the test set has 10000"),
     ("evaluate", ["checkpoint={run}"], "is a folder; pass the .ckpt file, e.g. checkpoint="),
     # an attack's error names its config node: several nodes build the same class
     ("train", ["val_eval.attacks.pgd_l2.random_start=sphere"],

@@ -47,3 +47,25 @@ def test_imagenette_missing_class_folder_is_named(tmp_path):
     (tmp_path / "imagenette2-224" / "train" / "n01440764").mkdir(parents=True)
     with pytest.raises(DataError, match="missing class folders n02102040"):
         ImagenetteDataModule(str(tmp_path), download=False).prepare_data()
+
+
+def test_the_data_defaults_are_the_studys():
+    """RobustART cifar10/code/dataloader.py: CIFAR-10 normalised with std (0.2023, 0.1994, 0.2010)
+    (lines 17, 21), ImageNette trained without a horizontal flip (lines 49-54); the true std and a
+    flip are one setting away."""
+    from torchvision.transforms import v2
+
+    from robustgen.cli import build
+    from tests.helpers.hydra_helpers import compose_config
+
+    cifar = build(compose_config(["data=cifar10"]).data)
+    assert (cifar.mean, cifar.std) == ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+    assert build(compose_config(["data.normalization=dataset_stats"]).data).std == (0.2471, 0.2435, 0.2616)
+    assert any(isinstance(t, v2.RandomHorizontalFlip) for t in cifar.augment.transforms)  # the study flips CIFAR
+
+    def flips(*overrides):
+        net = build(compose_config(["data=imagenette", *overrides]).data)
+        return any(isinstance(t, v2.RandomHorizontalFlip) for t in net.augment.transforms)
+
+    assert not flips() and flips("data.flip=true")
+    assert build(compose_config(["data=imagenette"]).data).mean == (0.485, 0.456, 0.406)

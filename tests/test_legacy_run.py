@@ -60,11 +60,16 @@ def test_an_old_checkpoint_is_evaluated_to_the_same_outcomes(legacy_run, tmp_pat
 
 def test_an_old_checkpoint_is_resumed_for_one_more_epoch(legacy_run, tmp_path, cifar_root):
     overrides = [o for o in OVERRIDES if not o.startswith("trainer.max_epochs")]
-    done = run_cli("robustgen", [*overrides, "trainer.max_epochs=2", f"resume={legacy_run}/checkpoints/last.ckpt",
+    # robustgen 0.2 normalised CIFAR-10 with the data set's own std: the run continues with it
+    done = run_cli("robustgen", [*overrides, "data.normalization=dataset_stats", "trainer.max_epochs=2", f"resume={legacy_run}/checkpoints/last.ckpt",
                                  f"data.root={cifar_root}", f"hydra.run.dir={tmp_path / 'resumed'}"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     record = json.loads((tmp_path / "resumed" / "results.json").read_text())
     assert record["epochs"] == 2 and record["resumed_from"].endswith("last.ckpt")
+    # with today's default (the study's std) it is another training, and refused as one
+    refused = run_cli("robustgen", [*overrides, "trainer.max_epochs=2", f"resume={legacy_run}/checkpoints/last.ckpt",
+                                    f"data.root={cifar_root}", f"hydra.run.dir={tmp_path / 'refused'}"], tmp_path)
+    assert refused.returncode == 2 and "data.normalization: 'dataset_stats' there, 'study' now" in refused.stderr
 
 
 def test_tables_do_not_move_when_the_arch_defaults_change(legacy_run, tmp_path, monkeypatch, capsys):

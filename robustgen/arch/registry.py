@@ -22,7 +22,7 @@ from timm.models import register_model
 from torch import nn
 
 from robustgen.data.cifar10 import MEAN as CIFAR10_MEAN
-from robustgen.data.cifar10 import STD as CIFAR10_STD
+from robustgen.data.cifar10 import STUDY_STD as CIFAR10_STUDY_STD
 from robustgen.errors import ConfigError
 
 FAMILIES = ("cnn", "transformer", "hybrid", "mlp")
@@ -96,7 +96,7 @@ def create_arch(
     num_classes: int = 10,
     img_size: int = 32,
     mean: tuple[float, ...] = CIFAR10_MEAN,
-    std: tuple[float, ...] = CIFAR10_STD,
+    std: tuple[float, ...] = CIFAR10_STUDY_STD,
     **kwargs,
 ) -> nn.Module:
     """Build architecture `name` for `num_classes` classes at `img_size`, taking [0, 1] images.

@@ -23,7 +23,12 @@ FOLDER = "cifar-10-batches-py"
 SPLITS = {"train": [f"data_batch_{k}" for k in range(1, 6)], "test": ["test_batch"]}
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 MEAN = (0.4914, 0.4822, 0.4465)
-STD = (0.2471, 0.2435, 0.2616)
+STD = (0.2471, 0.2435, 0.2616)  # the training set's true per-pixel std (robustgen < 0.3's default)
+# The std the study trained and tested with (DIG-Beihang/RobustART, cifar10/code/dataloader.py:17,21,
+# and test.py's ART classifier): the widely copied (0.2023, 0.1994, 0.2010), not the true one. The
+# network sees inputs scaled ~1.22x otherwise, which changes what the recipe trains.
+STUDY_STD = (0.2023, 0.1994, 0.2010)
+NORMALIZATIONS = {"study": (MEAN, STUDY_STD), "dataset_stats": (MEAN, STD)}
 
 
 def _how_to_provide(root: Path) -> str:

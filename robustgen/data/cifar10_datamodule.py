@@ -6,6 +6,7 @@ from torchvision.transforms import v2
 from robustgen.data import cifar10
 from robustgen.data.base import ClassificationDataModule
 from robustgen.data.datasets import IndexedTensorDataset
+from robustgen.errors import ConfigError
 
 
 def train_transform(autoaugment: bool, crop_padding: int, flip: bool, img_size: int = 32) -> v2.Compose:
@@ -23,16 +24,24 @@ def train_transform(autoaugment: bool, crop_padding: int, flip: bool, img_size: 
 class CIFAR10DataModule(ClassificationDataModule):
     """CIFAR-10 as (image in [0, 1], label, example id) batches, held in memory as uint8.
 
-    Args (besides ClassificationDataModule's): autoaugment, crop_padding, flip — the augmentation.
+    Args (besides ClassificationDataModule's): autoaugment, crop_padding, flip — the augmentation;
+    normalization — the mean and std the model normalises its [0, 1] input with: "study" (the
+    study's constants, std (0.2023, 0.1994, 0.2010)) or "dataset_stats" (the true per-pixel std).
+
+    Raises:
+        ConfigError: an unknown normalization.
     """
 
     num_classes = 10
     img_size = 32
-    mean, std = cifar10.MEAN, cifar10.STD
 
     def __init__(self, root: str = "./data", autoaugment: bool = True, crop_padding: int = 4, flip: bool = True,
-                 **kwargs):
+                 normalization: str = "study", **kwargs):
         super().__init__(root=root, **kwargs)
+        if normalization not in cifar10.NORMALIZATIONS:
+            raise ConfigError(f"data.normalization={normalization!r}; choose one of "
+                              f"{', '.join(cifar10.NORMALIZATIONS)}")
+        self.mean, self.std = cifar10.NORMALIZATIONS[normalization]
         self.augment = train_transform(autoaugment, crop_padding, flip)
 
     def prepare_data(self) -> None:

@@ -1,5 +1,6 @@
 """Lightning data module for ImageNette at 224 px with the study's ImageNet-style augmentation:
-RandomResizedCrop(224) + AutoAugment (ImageNet policy) + flip for training, Resize(256) +
+RandomResizedCrop(224) + AutoAugment (ImageNet policy) for training — no horizontal flip, as the
+study trained (RobustART cifar10/code/dataloader.py:49-54; `flip=True` adds one) — and Resize(256) +
 CenterCrop(224) for evaluation."""
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ class ImagenetteDataModule(ClassificationDataModule):
     num_classes = 10
     mean, std = imagenette.MEAN, imagenette.STD
 
-    def __init__(self, root: str = "./data", img_size: int = 224, autoaugment: bool = True, flip: bool = True,
+    def __init__(self, root: str = "./data", img_size: int = 224, autoaugment: bool = True, flip: bool = False,
                  **kwargs):
         super().__init__(root=root, **kwargs)
         self.img_size = img_size

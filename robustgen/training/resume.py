@@ -93,12 +93,20 @@ def training_settings(config: dict, output_dir: str | Path | None = None) -> dic
     return out
 
 
+# Settings added after runs were saved, with the value that does what those runs did: a checkpoint
+# without the key was trained with that value (robustgen < 0.3 normalised CIFAR-10 with the
+# training set's true std).
+ADDED_SETTINGS = {"data.normalization": "dataset_stats"}
+
+
 def check_resumable(path: Path, settings: dict[str, Any], max_epochs: int | None = None) -> dict:
     """Read `path` safely (weights_only) and return its hyper-parameters; refuse a checkpoint
     that was trained with other settings than `settings`, naming the keys that differ."""
     checkpoint = read_checkpoint(path)
     hparams = checkpoint.get("hyper_parameters") or {}
     saved = hparams.get("settings")
+    if saved is not None:
+        saved = {**{k: v for k, v in ADDED_SETTINGS.items() if k in settings}, **saved}
     if "state_dict" not in checkpoint or "loops" not in checkpoint or saved is None:
         raise CheckpointError(f"resume={path}: not a robustgen training checkpoint with resume settings (a model-only "
                               f"file, another program's, or one from robustgen < 0.2); start a new run with "
