@@ -52,7 +52,7 @@ test-cluster: data ## A real one-node SLURM (as root: installs slurm-wlm + munge
 	bash tests/cluster/slurm_up.sh up
 	$(PYTHON) -m pytest -q -m cluster tests/cluster; status=$$?; bash tests/cluster/slurm_up.sh down; exit $$status
 
-fidelity: data ## eval=paper vs the study's toolkits (foolbox 3, ART 1.17) on a small trained CNN (10-15 min on 2 cores; installs the fidelity extra)
+fidelity: data ## eval=paper vs the study's toolkits (foolbox 3, ART 1.17, the authors' AutoAttack) on a small trained CNN (~25 min on 2 cores; installs the fidelity extra)
 	$(PYTHON) -m pip install -q -c $(CONSTRAINTS) -e ".[dev,fidelity]"
 	$(PYTHON) -m pytest -q -s -m fidelity tests/test_fidelity.py
 

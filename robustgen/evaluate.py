@@ -24,7 +24,8 @@ from omegaconf import DictConfig
 
 from robustgen.attack.base import check_classes
 from robustgen.cli import build, config_choices, hydra_app
-from robustgen.cli.components import build_eval_attacks, corruption_source, eval_settings, run_identity
+from robustgen.cli.components import (arch_settings, build_eval_attacks, build_model, corruption_source, data_info,
+                                      eval_settings, run_identity)
 from robustgen.cli.study_defaults import describe_architecture
 from robustgen.errors import CheckpointError, ConfigError
 from robustgen.eval import run_evaluation
@@ -34,6 +35,7 @@ from robustgen.eval.merge import merge_if_complete
 from robustgen.record.checkpoint import load_model
 from robustgen.record.results import RESULTS_FILE, results_record, write_results
 from robustgen.record.summary import print_summary
+from robustgen.record.weights import load_weights
 
 log = logging.getLogger("robustgen")
 
@@ -73,15 +75,14 @@ def training_record(checkpoint: Path) -> dict | None:
 
 def evaluate(cfg: DictConfig) -> float:
     start = time.perf_counter()
-    if not cfg.checkpoint:
-        raise ConfigError("checkpoint=PATH is required: the .ckpt file to evaluate "
-                          "(e.g. outputs/<date>/<time>/checkpoints/best.ckpt)")
+    if bool(cfg.checkpoint) == bool(cfg.get("weights")):
+        raise ConfigError("give checkpoint=PATH (a robustgen .ckpt, e.g. outputs/<date>/<time>/checkpoints/best.ckpt) "
+                          "or weights=PATH arch=... (a state dict trained elsewhere), one of the two")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     settings, attacks = eval_settings(cfg), build_eval_attacks(cfg)  # bad settings fail before the file is read
 
-    model, hparams = load_model(cfg.checkpoint, expected_arch=cfg.arch.name if cfg.get("arch") else None)
+    model, hparams, datamodule, source = model_to_evaluate(cfg)
     arch = dict(hparams.get("arch") or {})
-    datamodule = build_data(cfg, dict(hparams.get("data") or {}), cfg.checkpoint)
     check_classes(attacks, datamodule.num_classes)  # e.g. AutoAttack's apgd-t on fewer than 4 classes
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           "cpu" if cfg.device == "auto" else cfg.device)
@@ -94,9 +95,9 @@ def evaluate(cfg: DictConfig) -> float:
     output_dir = Path(cfg.paths.output_dir)
     result = run_evaluation(model, datamodule.test_dataset(), attacks, settings, output_dir=output_dir,
                             progress=cfg.progress_bar, num_workers=datamodule.num_workers, corruptions=corruptions)
-    training_run = training_record(Path(cfg.checkpoint))
-    fields = {"checkpoint": str(Path(cfg.checkpoint).resolve()), "arch": arch, "data": hparams.get("data"),
-              "train_attack": hparams.get("train_attack"), "training_run": training_run}
+    training_run = training_record(Path(cfg.checkpoint)) if cfg.checkpoint else None
+    fields = {**source, "arch": arch, "data": hparams.get("data"), "train_attack": hparams.get("train_attack"),
+              "training_run": training_run}
     record = results_record(identity=identity, architecture=checkpoint_architecture(training_run, hparams),
                             model=model, evaluation=result,
                             time_s={"eval": result.report.seconds, "total": time.perf_counter() - start}, **fields)
@@ -107,6 +108,22 @@ def evaluate(cfg: DictConfig) -> float:
         if merged:
             print(f"all {settings.shard[1]} shards done: merged into {merged}")
     return result.report.worst_case_acc
+
+
+def model_to_evaluate(cfg: DictConfig) -> tuple[torch.nn.Module, dict, object, dict]:
+    """(model, its hyper-parameters, the data module, where its weights came from): a robustgen
+    checkpoint (checkpoint=), or a state dict trained elsewhere loaded into `arch` (weights=)."""
+    if cfg.checkpoint:
+        model, hparams = load_model(cfg.checkpoint, expected_arch=cfg.arch.name if cfg.get("arch") else None)
+        datamodule = build_data(cfg, dict(hparams.get("data") or {}), cfg.checkpoint)
+        return model, hparams, datamodule, {"checkpoint": str(Path(cfg.checkpoint).resolve())}
+    if not cfg.get("arch"):
+        raise ConfigError(f"weights={cfg.weights} needs arch=... : the architecture the weights are for (a zoo name, "
+                          f"arch=timm arch.model_name=..., or arch=custom arch.factory=...)")
+    datamodule = build(cfg.data)
+    model = build_model(cfg, datamodule)
+    source = load_weights(model, cfg.weights)
+    return model, {"arch": arch_settings(cfg), "data": data_info(datamodule)}, datamodule, source
 
 
 def checkpoint_architecture(training_run: dict | None, hparams: dict) -> dict:

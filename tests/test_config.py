@@ -29,16 +29,22 @@ def test_every_group_has_options():
         assert options(group), f"conf/{group}/ is empty"
 
 
+# Options that name what they build: given the smallest value (tests/test_your_arch.py runs them).
+REQUIRED = {("arch", "timm"): ["arch.model_name=test_resnet"],
+            ("arch", "custom"): ["arch.factory=tests/helpers/custom_nets.py:build"]}
+
+
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes_and_resolves(group, option, tmp_path):
     prefix = "+" if group == "sweep" else ""
-    cfg = compose_config([f"{prefix}{group}={option}"], output_dir=tmp_path)
+    cfg = compose_config([f"{prefix}{group}={option}", *REQUIRED.get((group, option), [])], output_dir=tmp_path)
     # Every interpolation of the job's config resolves (the hydra node needs a launched job).
     container = {k: OmegaConf.to_container(v, resolve=True) if OmegaConf.is_config(v) else v
                  for k, v in cfg.items() if k != "hydra"}
     assert container["arch"]["name"]
     if group == "arch":
-        assert cfg.arch.name == option or option in cfg.arch.name or option.startswith(cfg.arch.name)  # vgg11
+        assert (cfg.arch.name == option or option in cfg.arch.name or option.startswith(cfg.arch.name)  # vgg11
+                or cfg.arch.get("source") == option)  # timm, custom: named by the model
     train_attack, val_attack, eval_attacks = build(cfg.attack), build(cfg.val_attack), build_eval_attacks(cfg)
     assert isinstance(train_attack, Attack) and isinstance(val_attack, Attack)
     assert all(isinstance(a, Attack) for a in eval_attacks.values())

@@ -82,7 +82,7 @@ def test_checkpoint_of_other_data_is_refused(trained, tmp_path):
 
 def test_missing_checkpoint_is_asked_for(tmp_path):
     cfg = compose_config([], output_dir=tmp_path, config_name="evaluate")
-    with pytest.raises(ConfigError, match="checkpoint=PATH is required"):
+    with pytest.raises(ConfigError, match="give checkpoint=PATH"):
         evaluate(cfg)
     cfg = compose_config([f"checkpoint={tmp_path / 'nope.ckpt'}"], output_dir=tmp_path, config_name="evaluate")
     with pytest.raises(CheckpointError, match="does not exist"):

@@ -138,3 +138,16 @@ def count_parameters(model: nn.Module) -> int:
 def _import_all() -> None:
     # Importing the model modules runs their @register_arch decorators.
     import robustgen.arch.models  # noqa: F401
+
+
+def build_arch(arch: dict, *, num_classes: int, img_size: int, mean: tuple[float, ...],
+               std: tuple[float, ...]) -> nn.Module:
+    """The model an arch config (its resolved node, with `name`) describes, taking [0, 1] images:
+    a zoo architecture (:func:`create_arch`) or an external one (`source: timm | custom`, external.py)."""
+    from robustgen.arch.external import create_external, is_external
+
+    arch = dict(arch)
+    if is_external(arch):
+        return create_external(arch, num_classes, img_size, mean, std)
+    name = arch.pop("name")
+    return create_arch(name, num_classes=num_classes, img_size=img_size, mean=mean, std=std, **arch)

@@ -92,7 +92,10 @@ def job_failed(message: str) -> SweepJobFailed:
 
 
 def end_of_failed_sweep(err: BaseException | None) -> None:
-    """After a multirun in which a job failed (or the sweeper gave up): the summary, then exit 1."""
+    """After a multirun in which a job failed (or the sweeper gave up, `err`): the summary, then
+    exit 1. An error that is not a job's failure keeps its traceback: it may be a bug."""
+    if err is not None and not isinstance(err, SweepJobFailed):
+        traceback.print_exception(err)
     summary = summarize(sweep_callback.current_sweep)
     print(line(summary), file=sys.stderr)
     why = f" ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})" \
@@ -128,7 +131,7 @@ def hydra_app(config_name: str, interrupted: Callable[[DictConfig], str] | None 
             except Exception as err:  # a crash: in a multirun, one job's bug must not stop the others
                 if not in_multirun():
                     raise
-                traceback.print_exc()  # into the job's log, where its folder's summary entry points
+                traceback.print_exc()  # the crash's traceback on stderr (under SLURM: the job's .err file)
                 raise job_failed(f"crashed: {type(err).__name__}: {err}") from err
 
         @functools.wraps(task)

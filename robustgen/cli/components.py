@@ -3,6 +3,7 @@
 run's identity and the architecture section of its record)."""
 from __future__ import annotations
 
+import logging
 import secrets
 import string
 import sys
@@ -13,13 +14,17 @@ from hydra.core.hydra_config import HydraConfig
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, RichProgressBar
 from omegaconf import DictConfig, OmegaConf
 
-from robustgen.arch import check_classifier, create_arch
+from robustgen.arch import build_arch, check_classifier
+from robustgen.arch.external import is_external
 from robustgen.cli.app import config_choices
 from robustgen.cli.build import build, build_named
 from robustgen.cli.study_defaults import describe_architecture
+from robustgen.errors import ConfigError
 from robustgen.eval import EvalSettings
 from robustgen.training.guard import NonFiniteGuard
 from robustgen.training.resume import BatchSeed, RunCheckpoint
+
+log = logging.getLogger("robustgen")
 
 
 def run_identity(cfg: DictConfig, default_name: str) -> dict:
@@ -67,12 +72,19 @@ def arch_settings(cfg: DictConfig) -> dict:
 
 def build_model(cfg: DictConfig, datamodule) -> torch.nn.Module:
     arch = arch_settings(cfg)
-    name = arch.pop("name")
-    model = create_arch(name, num_classes=datamodule.num_classes, img_size=datamodule.img_size,
-                        mean=datamodule.mean, std=datamodule.std, **arch)
+    where = f"arch={config_choices(cfg).get('arch', arch['name'])}" + (f" ({arch['name']})" if is_external(arch) else "")
+    model = build_arch(arch, num_classes=datamodule.num_classes, img_size=datamodule.img_size,
+                       mean=datamodule.mean, std=datamodule.std)
+    if is_external(arch) and not arch.get("family"):
+        log.warning("%s has no arch.family (cnn, transformer, hybrid or mlp): the report's family claims will leave "
+                    "this run out", where)
     # the contract every attack and the evaluation rely on, checked once on two blank images
-    check_classifier(model, torch.zeros(2, 3, datamodule.img_size, datamodule.img_size), f"arch={name}",
-                     finite=False)
+    blank = torch.zeros(2, 3, datamodule.img_size, datamodule.img_size)
+    try:
+        check_classifier(model, blank, where, finite=False)
+    except (RuntimeError, ValueError, AssertionError) as err:  # shapes that do not work at this size
+        raise ConfigError(f"{where} cannot run on {datamodule.img_size} px images: "
+                          f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
     return model
 
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 from omegaconf import OmegaConf
 
 from robustgen import CONFIG_DIR
+from robustgen.arch.external import is_external
 from robustgen.record.architecture import architecture_record
 
 
@@ -37,4 +38,5 @@ def describe_architecture(record: dict) -> dict:
     arch = record.get("arch") or {}
     choice = choices.get("arch") or arch.get("name", "?")
     method = (record.get("method") or {}).get("name", "pgd_at")
-    return architecture_record(choice, arch, default_arch(choice), method, record.get("regularizer"))
+    defaults = None if is_external(arch) else default_arch(choice)  # timm / custom: no study configuration
+    return architecture_record(choice, arch, defaults, method, record.get("regularizer"))

@@ -13,6 +13,7 @@ rows in its other table (robustgen/report/paper.py); ℓ1-penalised runs go to t
 from __future__ import annotations
 
 from robustgen.arch import get_spec, list_archs
+from robustgen.arch.external import is_external, source_record
 
 SECTION = "architecture"
 
@@ -30,6 +31,10 @@ def architecture_record(choice: str, arch: dict, defaults: dict | None, method: 
     where `defaults` is what `arch=<choice>` composes (None: unknown here, never the study's
     configuration), `method` the training method's name and `regularizer` its describe()."""
     known = list_archs()
+    if is_external(arch):  # arch=timm / arch=custom: the user's name and family, never a paper row
+        return {"choice": choice, "name": arch.get("name") or arch.get("model_name"), "family": arch.get("family"),
+                "paper_row": None, "study_configuration": False, "differs_from_study": None,
+                "code": source_record(arch)}
     spec = next((get_spec(n) for n in (choice, arch.get("name")) if n in known), None)
     differs = ({k: arch[k] for k in sorted(defaults) if k in arch and arch[k] != defaults[k]}
                if defaults is not None else None)

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from robustgen.arch import create_arch
+from robustgen.arch import build_arch
 from robustgen.data.cifar10 import MEAN as CIFAR10_MEAN
 from robustgen.data.cifar10 import STD as CIFAR10_STD
 from robustgen.errors import CheckpointError
@@ -53,9 +53,9 @@ def load_model(path: str | Path, expected_arch: str | None = None) -> tuple[nn.M
         raise CheckpointError(f"{path} is not a robustgen checkpoint (no arch in its hyper-parameters)")
     if expected_arch is not None and arch["name"] != expected_arch:
         raise CheckpointError(f"{path} holds arch={arch['name']}, but arch={expected_arch} was requested")
-    name = arch.pop("name")
-    model = create_arch(name, num_classes=data.get("num_classes", 10), img_size=data.get("img_size", 32),
-                        mean=tuple(data.get("mean", CIFAR10_MEAN)), std=tuple(data.get("std", CIFAR10_STD)), **arch)
+    name = arch["name"]
+    model = build_arch(arch, num_classes=data.get("num_classes", 10), img_size=data.get("img_size", 32),
+                       mean=tuple(data.get("mean", CIFAR10_MEAN)), std=tuple(data.get("std", CIFAR10_STD)))
     state = model_state(checkpoint)
     bad = sum(int((~torch.isfinite(t)).sum()) for t in state.values() if torch.is_tensor(t) and t.is_floating_point())
     if bad:

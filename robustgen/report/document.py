@@ -20,7 +20,7 @@ from robustgen.report.claims import claims
 from robustgen.report.corruption_table import C_TITLES, corruption_table
 from robustgen.report.main_table import cell_columns, flat, formatted, main_table
 from robustgen.report.paper import (beside_paper, compact, hybrid_or_patch_row, hybrid_patch_paper, hybrids_and_patches,
-                                    paper_with_families)
+                                    paper_with_families, ranks_among_paper)
 from robustgen.report.runs import Collection, Run, collect
 from robustgen.report.sparsity import plot as plot_sparsity
 from robustgen.report.sparsity import rank_correlations, run_row
@@ -111,6 +111,20 @@ def _beside(doc: Document, table: pd.DataFrame, kind: str, name: str, compare: b
         doc.frame(f"{name}: architecture rankings, ours vs the paper", rankings, f"{name}_rank_agreement")
 
 
+def _ranks(doc: Document, main: pd.DataFrame, with_paper: bool) -> None:
+    """Where architectures from outside the study (arch=timm, arch=custom) stand among the paper's."""
+    ranks = ranks_among_paper(main) if with_paper else pd.DataFrame()
+    if not len(ranks):
+        return
+    doc.lines += ["", "### Your architectures among the paper's", "",
+                  "Rank per column among the paper's architectures (1st = most accurate), with the 95% bootstrap "
+                  "interval of the rank over seeds and test points (the paper's numbers held fixed)."]
+    for line in ranks["architecture"] + ": " + ranks["says"]:
+        doc.lines.append(f"- {line}")
+        doc.console.print(line, highlight=False)
+    ranks.to_csv(doc.out / "ranks_among_paper.csv", index=False)
+
+
 def sparsity_section(doc: Document, runs: list[Run]) -> None:
     measured = [r for r in runs if r.record.get("sparsity") and not r.vanilla]
     doc.section("Sparsity vs robustness", "Weight sparsity and Theorem 1's norm term beside the robust "
@@ -192,6 +206,7 @@ def _main_section(doc: Document, main: pd.DataFrame, data: str, note: str, with_
     if len(main):
         doc.table(f"Main table ({data})", main, "main_table")
         _beside(doc, main, "main", "main_table", with_paper)
+        _ranks(doc, main, with_paper)
     else:
         doc.lines += ["", "(No adversarially trained runs.)"]
 

@@ -12,7 +12,7 @@ from importlib import resources
 import pandas as pd
 
 from robustgen.report.main_table import flat
-from robustgen.report.stats import rank_agreement
+from robustgen.report.stats import ordinal, rank_agreement, rank_among
 
 # our column → the paper table's column
 PAPER_COLUMNS = {"vanilla_acc": "vanilla_acc", "clean": "at_clean_acc", "pgd_linf": "pgd_linf",
@@ -121,3 +121,24 @@ def paper_with_families() -> pd.DataFrame:
     """The paper's main table with each architecture's family (cnn, transformer, hybrid, mlp): the
     table ships with a `family` column, so the figures need no registry."""
     return paper_table()
+
+
+def ranks_among_paper(table: pd.DataFrame) -> pd.DataFrame:
+    """For each row of main_table that is an architecture from outside the study (`arch=timm`,
+    `arch=custom`: the `external` column), per column its rank among the paper's architectures
+    ("3rd of 21") and the 95% bootstrap interval of that rank (stats.rank_among). Empty when no
+    row is external."""
+    paper = paper_table()
+    rows = []
+    for _, row in table[table.get("external", pd.Series(False, index=table.index)).astype(bool)].iterrows():
+        for column, theirs in PAPER_COLUMNS.items():
+            cell = row.get(column)
+            if not isinstance(cell, dict) or "acc" not in cell:
+                continue
+            rank = rank_among(cell["acc"], cell["points"], paper[theirs].dropna().tolist())
+            rows.append({"architecture": row["architecture"], "family": row.get("family"), "column": column,
+                         "ours": cell["mean"], "rank": rank.rank, "of": rank.of, "rank_low": rank.ci[0],
+                         "rank_high": rank.ci[1],
+                         "says": f"{ordinal(rank.rank)} of {rank.of} on {column} "
+                                 f"[{ordinal(rank.ci[0])}–{ordinal(rank.ci[1])}]"})
+    return pd.DataFrame(rows)

@@ -167,7 +167,10 @@ def results_files(paths: list[str | Path]) -> tuple[list[Path], list[Path]]:
 
 def _run_from(path: Path, record: dict) -> Run:
     choices = record.get("choices") or {}
-    return Run(path=path.parent, arch=record[SECTION].get("choice") or choices.get("arch") or "?",
+    section = record[SECTION]
+    # an architecture from outside the study (arch=timm, arch=custom) is its own row, by the name it was given
+    arch = section.get("name") if section.get("code") else section.get("choice")
+    return Run(path=path.parent, arch=arch or choices.get("arch") or "?",
                data=choices.get("data", "cifar10"), vanilla=choices.get("attack") == "none",
                method=(record.get("method") or {}).get("name", "pgd_at"), seed=record.get("seed"),
                params=record.get("params"), n_points=int(record.get("n_points") or 0),
