@@ -5,6 +5,6 @@ any library package under it, loads neither Hydra nor OmegaConf; only `robustgen
 """
 from pathlib import Path
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 # conf/ sits beside the package in the checkout (an editable install, as `make install` does).
 CONFIG_DIR = str(Path(__file__).resolve().parents[1] / "conf")

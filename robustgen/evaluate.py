@@ -123,7 +123,8 @@ def model_to_evaluate(cfg: DictConfig) -> tuple[torch.nn.Module, dict, object, d
     datamodule = build(cfg.data)
     model = build_model(cfg, datamodule)
     source = load_weights(model, cfg.weights)
-    return model, {"arch": arch_settings(cfg), "data": data_info(datamodule)}, datamodule, source
+    hparams = {"arch": arch_settings(cfg), "data": data_info(datamodule), "choices": config_choices(cfg)}
+    return model, hparams, datamodule, source
 
 
 def checkpoint_architecture(training_run: dict | None, hparams: dict) -> dict:
@@ -132,7 +133,7 @@ def checkpoint_architecture(training_run: dict | None, hparams: dict) -> dict:
     if training_run and training_run.get("architecture"):
         return training_run["architecture"]
     arch = dict(hparams.get("arch") or {})
-    choices = (training_run or {}).get("choices") or {"arch": arch.get("name")}
+    choices = (training_run or {}).get("choices") or hparams.get("choices") or {"arch": arch.get("name")}
     return describe_architecture({"choices": choices, "arch": arch, "method": hparams.get("method"),
                                   "regularizer": (training_run or {}).get("regularizer")})
 

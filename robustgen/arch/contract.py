@@ -34,8 +34,8 @@ class LogitsOf(nn.Module):
         return out[self.key] if isinstance(self.key, int) else getattr(out, self.key)
 
 
-def logits_problem(output, n: int | None = None) -> str | None:
-    """What is wrong with `output` as the logits of `n` images (None: nothing)."""
+def logits_problem(output, n: int | None = None, classes: int | None = None) -> str | None:
+    """What is wrong with `output` as the logits of `n` images of `classes` classes (None: nothing)."""
     if isinstance(output, (tuple, list)):
         kinds = ", ".join(type(o).__name__ for o in output[:4])
         return (f"the model returns a {type(output).__name__} ({kinds}), not one logits tensor of shape "
@@ -49,18 +49,23 @@ def logits_problem(output, n: int | None = None) -> str | None:
     if output.ndim != 2 or (n is not None and output.shape[0] != n):
         return (f"the model returns a tensor of shape {tuple(output.shape)} for {n} images; the logits must have "
                 f"shape (N, classes)")
+    if classes is not None and output.shape[1] != classes:
+        return (f"the model returns {output.shape[1]} logits per image but the data has {classes} classes; build it "
+                f"with num_classes={classes} (a factory is called with num_classes)")
     return None
 
 
-def check_logits(output, where: str, n: int | None = None) -> Tensor:
-    """`output` if it is a logits tensor of `n` rows, else ConfigError naming `where` and the fix."""
-    problem = logits_problem(output, n)
+def check_logits(output, where: str, n: int | None = None, classes: int | None = None) -> Tensor:
+    """`output` if it is a logits tensor of `n` rows (and `classes` columns), else ConfigError
+    naming `where` and the fix."""
+    problem = logits_problem(output, n, classes)
     if problem:
         raise ConfigError(f"{where}: {problem}")
     return output
 
 
-def check_classifier(model: nn.Module, x: Tensor, where: str, finite: bool = True) -> Tensor:
+def check_classifier(model: nn.Module, x: Tensor, where: str, finite: bool = True,
+                     classes: int | None = None) -> Tensor:
     """One forward pass (no gradients) on the images `x`: the output must be a logits tensor of
     shape (len(x), classes) and, with `finite`, hold no NaN or infinity (a diverged model's logits
     are, and every accuracy it gets would be chance level's). Returns the logits.
@@ -69,7 +74,7 @@ def check_classifier(model: nn.Module, x: Tensor, where: str, finite: bool = Tru
         ConfigError: the contract is broken, or the logits are not finite.
     """
     with torch.no_grad(), eval_mode(model):  # a check: BatchNorm statistics must not move
-        logits = check_logits(model(x), where, len(x))
+        logits = check_logits(model(x), where, len(x), classes)
     if finite and not torch.isfinite(logits).all():
         bad = int((~torch.isfinite(logits)).any(1).sum())
         raise ConfigError(f"{where}: the model's logits are NaN or infinite on {bad} of {len(x)} images (its "

@@ -28,7 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from robustgen import CONFIG_DIR
 from robustgen.cli import sweep_callback
-from robustgen.errors import PREFIX, ConfigError, RobustgenError, SweepJobFailed, fail
+from robustgen.errors import PREFIX, ConfigError, RobustgenError, SweepJobFailed, TrainingDiverged, fail
 from robustgen.record.sweep_summary import line, record_failure, summarize
 from robustgen.training.resume import flatten
 
@@ -119,7 +119,8 @@ def hydra_app(config_name: str, interrupted: Callable[[DictConfig], str] | None 
                 check_values(cfg)
                 return task(cfg)
             except RobustgenError as err:
-                drop_unused_run_dir()
+                if not isinstance(err, TrainingDiverged):  # a diverged run keeps its folder: config and log
+                    drop_unused_run_dir()
                 if in_multirun():
                     raise job_failed(str(err)) from None
                 fail(err)

@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from robustgen.arch import build_arch, check_classifier
 from robustgen.arch.external import is_external
+from robustgen.arch.registry import FAMILIES
 from robustgen.cli.app import config_choices
 from robustgen.cli.build import build, build_named
 from robustgen.cli.study_defaults import describe_architecture
@@ -71,21 +72,34 @@ def arch_settings(cfg: DictConfig) -> dict:
 
 
 def build_model(cfg: DictConfig, datamodule) -> torch.nn.Module:
+    """The run's model at the data's class count and image size, checked once on two blank images
+    for the contract every attack and the evaluation rely on (one logits tensor per image, one logit
+    per class)."""
     arch = arch_settings(cfg)
     where = f"arch={config_choices(cfg).get('arch', arch['name'])}" + (f" ({arch['name']})" if is_external(arch) else "")
+    check_family(arch, where)
     model = build_arch(arch, num_classes=datamodule.num_classes, img_size=datamodule.img_size,
                        mean=datamodule.mean, std=datamodule.std)
-    if is_external(arch) and not arch.get("family"):
-        log.warning("%s has no arch.family (cnn, transformer, hybrid or mlp): the report's family claims will leave "
-                    "this run out", where)
-    # the contract every attack and the evaluation rely on, checked once on two blank images
     blank = torch.zeros(2, 3, datamodule.img_size, datamodule.img_size)
     try:
-        check_classifier(model, blank, where, finite=False)
+        check_classifier(model, blank, where, finite=False, classes=datamodule.num_classes)
+    except ConfigError:
+        raise
     except (RuntimeError, ValueError, AssertionError) as err:  # shapes that do not work at this size
         raise ConfigError(f"{where} cannot run on {datamodule.img_size} px images: "
-                          f"{type(err).__name__}: {str(err).splitlines()[0][:200]}") from None
+                          f"{type(err).__name__}: {str(err).splitlines()[0][:300]}") from None
     return model
+
+
+def check_family(arch: dict, where: str) -> None:
+    """An architecture from outside the study names its family, one of FAMILIES (without one, the
+    report's family claims leave the run out: a warning, not an error)."""
+    family = arch.get("family")
+    if is_external(arch) and family is None:
+        log.warning("%s has no arch.family (%s): the report's family claims will leave this run out", where,
+                    ", ".join(FAMILIES))
+    elif is_external(arch) and family not in FAMILIES:
+        raise ConfigError(f"arch.family={family!r}; choose one of {', '.join(FAMILIES)} (or leave it out)")
 
 
 def data_info(datamodule) -> dict:

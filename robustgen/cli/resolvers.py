@@ -79,6 +79,12 @@ def on_gpu(accelerator: str) -> bool:
     return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
 
 
+def callable_name(factory: str) -> str:
+    """The callable's name in a factory spec ("path/to/nets.py:build" → "build"): arch=custom's
+    default row name, which also names the run's folder in a multirun (no slashes)."""
+    return str(factory).rsplit(":", 1)[-1]
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("run_group"):
         OmegaConf.register_new_resolver("run_group", run_group)
@@ -92,5 +98,7 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("wandb_offline", wandb_offline)
     if not OmegaConf.has_resolver("cpu_precision"):
         OmegaConf.register_new_resolver("cpu_precision", cpu_precision)
+    if not OmegaConf.has_resolver("callable_name"):
+        OmegaConf.register_new_resolver("callable_name", callable_name)
     if not OmegaConf.has_resolver("on_gpu"):
         OmegaConf.register_new_resolver("on_gpu", on_gpu)

@@ -55,7 +55,8 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     bad = sum(int((~torch.isfinite(t)).sum()) for t in state.values() if t.is_floating_point())
     if bad:
         raise CheckpointError(f"weights={path} holds {bad} NaN or infinite weight(s): there is nothing to evaluate")
-    targets = [("model", model)] + ([("network", model.net)] if isinstance(model, Normalized) else [])
+    # the bare network first: weights from elsewhere are a network's (timm's, a training script's)
+    targets = ([("network", model.net)] if isinstance(model, Normalized) else []) + [("model", model)]
     problems = []
     for what, target in targets:
         expected = target.state_dict()

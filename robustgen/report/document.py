@@ -19,8 +19,8 @@ from robustgen.report import figures
 from robustgen.report.claims import claims
 from robustgen.report.corruption_table import C_TITLES, corruption_table
 from robustgen.report.main_table import cell_columns, flat, formatted, main_table
-from robustgen.report.paper import (beside_paper, compact, hybrid_or_patch_row, hybrid_patch_paper, hybrids_and_patches,
-                                    paper_with_families, ranks_among_paper)
+from robustgen.report.paper import (PAPER_EPOCHS, beside_paper, compact, hybrid_or_patch_row, hybrid_patch_paper,
+                                    hybrids_and_patches, paper_with_families, ranks_among_paper)
 from robustgen.report.runs import Collection, Run, collect
 from robustgen.report.sparsity import plot as plot_sparsity
 from robustgen.report.sparsity import rank_correlations, run_row
@@ -122,6 +122,12 @@ def _ranks(doc: Document, main: pd.DataFrame, with_paper: bool) -> None:
     for line in ranks["architecture"] + ": " + ranks["says"]:
         doc.lines.append(f"- {line}")
         doc.console.print(line, highlight=False)
+    apart = ranks[(ranks["eval_set"] != "paper") | (ranks["epochs"] != PAPER_EPOCHS)].drop_duplicates("architecture")
+    for _, row in apart.iterrows():  # a rank across protocols says little: say so beside it
+        note = (f"{row['architecture']} was evaluated with eval={row['eval_set']} after {row['epochs']} epoch(s); the "
+                f"paper's numbers are eval=paper after {PAPER_EPOCHS} epochs, so its ranks compare different protocols")
+        doc.lines.append(f"- note: {note}")
+        doc.console.print(f"note: {note}", style="yellow", highlight=False)
     ranks.to_csv(doc.out / "ranks_among_paper.csv", index=False)
 
 

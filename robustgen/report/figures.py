@@ -26,9 +26,20 @@ FAMILY_NAMES = {"cnn": "CNN", "transformer": "Transformer", "hybrid": "hybrid", 
 PAPER_STYLE = {"alpha": 0.3, "marker": "o", "facecolors": "none", "s": 40}
 
 
+def family_of(value) -> str | None:
+    """A table's family cell as a key of FAMILY_COLOURS: None for a run without one (pandas holds
+    it as NaN) or with a family the figures do not know."""
+    return value if isinstance(value, str) and value in FAMILY_COLOURS else None
+
+
+def colour(value) -> str:
+    return FAMILY_COLOURS[family_of(value)]
+
+
 def _legend(ax, families) -> None:
+    present = {family_of(f) for f in families}
     handles = [plt.Line2D([], [], marker="o", ls="", color=FAMILY_COLOURS[f], label=FAMILY_NAMES[f])
-               for f in FAMILY_COLOURS if f in set(families)]
+               for f in FAMILY_COLOURS if f in present]
     handles.append(plt.Line2D([], [], marker="o", ls="", mfc="none", color="gray", alpha=0.5, label="paper"))
     ax.legend(handles=handles, fontsize=7, loc="best")
 
@@ -50,9 +61,9 @@ def robust_generalization(table: pd.DataFrame, paper: pd.DataFrame | None, path:
     titles = [f"PGD-{n}" + (f" (ε = {eps[c]:g})" if c in eps else "") for c, n in (("pgd_l2", "ℓ2"), ("pgd_l1", "ℓ1"))]
     for ax, column, title in zip(axes, ("pgd_l2", "pgd_l1"), titles):
         if paper is not None:
-            ax.scatter(paper["pgd_linf"], paper[column], edgecolors=[FAMILY_COLOURS[f] for f in paper["family"]],
+            ax.scatter(paper["pgd_linf"], paper[column], edgecolors=[colour(f) for f in paper["family"]],
                        **PAPER_STYLE)
-        ax.scatter(ours["pgd_linf"], ours[column], c=[FAMILY_COLOURS[f] for f in ours["family"]], s=36, zorder=3)
+        ax.scatter(ours["pgd_linf"], ours[column], c=[colour(f) for f in ours["family"]], s=36, zorder=3)
         for name, x, y in zip(ours["architecture"], ours["pgd_linf"], ours[column]):
             if pd.notna(x) and pd.notna(y):
                 ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -74,7 +85,7 @@ def worst_case(table: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> P
     high = [max(0.0, c["ci"][1] - c["mean"]) for c in rows["worst_case"]]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.4))
     y = range(len(rows))
-    ax.barh(y, rows["mean"], xerr=[low, high], color=[FAMILY_COLOURS[f] for f in rows["family"]], alpha=0.8,
+    ax.barh(y, rows["mean"], xerr=[low, high], color=[colour(f) for f in rows["family"]], alpha=0.8,
             capsize=3)
     if paper is not None and "paper_worst_case" in rows:
         ax.scatter(rows["paper_worst_case"], y, marker="D", s=28, facecolors="white", edgecolors="black",
@@ -139,9 +150,9 @@ def clean_vs_worst_case(table: pd.DataFrame, paper: pd.DataFrame | None, path: P
     ours = flat(table)
     fig, ax = plt.subplots(figsize=(6, 4.5))
     if paper is not None:
-        ax.scatter(paper["at_clean_acc"], paper["worst_case"], edgecolors=[FAMILY_COLOURS[f] for f in paper["family"]],
+        ax.scatter(paper["at_clean_acc"], paper["worst_case"], edgecolors=[colour(f) for f in paper["family"]],
                    **PAPER_STYLE)
-    ax.scatter(ours["clean"], ours["worst_case"], c=[FAMILY_COLOURS[f] for f in ours["family"]], s=36, zorder=3)
+    ax.scatter(ours["clean"], ours["worst_case"], c=[colour(f) for f in ours["family"]], s=36, zorder=3)
     for name, x, y in zip(ours["architecture"], ours["clean"], ours["worst_case"]):
         if pd.notna(x) and pd.notna(y):
             ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")

@@ -80,7 +80,9 @@ def main_table(runs: list[Run], data: str = "cifar10") -> pd.DataFrame:
                      "seeds": sorted({r.seed for r in group if r.seed is not None}),
                      "arch_settings": first.record.get("arch") or {}, "arch_choice": first.arch,
                      "family": first.family, "study_default": first.study_default, "paper_row": first.paper_row,
-                     "penalised": first.penalised, "external": first.architecture.get("code") is not None}
+                     "penalised": first.penalised, "external": first.architecture.get("code") is not None,
+                     "protocol": {"eval_set": (first.record.get("eval") or {}).get("set"),
+                                  "epochs": first.record.get("epochs")}}
         model = _model_key(group[0])  # vanilla: the same network (arch settings) on the same data
         base = one_per_seed([r for r in vanilla if _model_key(r) == model])
         row["vanilla_acc"] = cell([r.clean for r in base], [r.n_points for r in base]) if base else None

@@ -18,6 +18,7 @@ from robustgen.report.stats import ordinal, rank_agreement, rank_among
 PAPER_COLUMNS = {"vanilla_acc": "vanilla_acc", "clean": "at_clean_acc", "pgd_linf": "pgd_linf",
                  "aa_linf": "aa_linf", "pgd_l2": "pgd_l2", "pgd_l1": "pgd_l1", "worst_case": "worst_case"}
 MIN_RANKED = 3  # fewer architectures than this: no rank correlation
+PAPER_EPOCHS = 100  # the study's training length (PROTOCOL.md): runs trained shorter compare another protocol
 
 
 def paper_table(name: str = "paper_table_cifar10.csv") -> pd.DataFrame:
@@ -136,7 +137,9 @@ def ranks_among_paper(table: pd.DataFrame) -> pd.DataFrame:
             if not isinstance(cell, dict) or "acc" not in cell:
                 continue
             rank = rank_among(cell["acc"], cell["points"], paper[theirs].dropna().tolist())
+            protocol = row.get("protocol") or {}
             rows.append({"architecture": row["architecture"], "family": row.get("family"), "column": column,
+                         "eval_set": protocol.get("eval_set"), "epochs": protocol.get("epochs"),
                          "ours": cell["mean"], "rank": rank.rank, "of": rank.of, "rank_low": rank.ci[0],
                          "rank_high": rank.ci[1],
                          "says": f"{ordinal(rank.rank)} of {rank.of} on {column} "

@@ -43,12 +43,16 @@ def check_finite_weights(model: nn.Module, where: str) -> None:
 class NonFiniteGuard(Callback):
     """Raises TrainingDiverged at the first non-finite loss, gradient or weight (see the module)."""
 
+    def __init__(self):
+        self.lr: float | None = None  # the step's learning rate, read before the schedule moves on
+
     def on_before_optimizer_step(self, trainer: L.Trainer, pl_module: L.LightningModule, optimizer) -> None:
+        self.lr = optimizer.param_groups[0]["lr"]
         if str(trainer.precision).startswith("16"):
             return
         bad = non_finite(p.grad for group in optimizer.param_groups for p in group["params"])
         if bad:
-            raise self._diverged(trainer, optimizer, f"{bad} gradient entries are NaN or infinite"
+            raise self._diverged(trainer, f"{bad} gradient entries are NaN or infinite"
                                  f"{self._loss_note(pl_module)}; the step was not taken")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs, batch,
@@ -62,17 +66,15 @@ class NonFiniteGuard(Callback):
             what = f"{bad} weight(s) (parameters or BatchNorm statistics) are NaN or infinite after the step" \
                 if bad else None
         if trainer.strategy.reduce_boolean_decision(what is not None, all=False):  # every rank stops
-            optimizer = trainer.optimizers[0] if trainer.optimizers else None
-            raise self._diverged(trainer, optimizer, what or "another rank's loss or weights are not finite")
+            raise self._diverged(trainer, what or "another rank's loss or weights are not finite")
 
     @staticmethod
     def _loss_note(pl_module: L.LightningModule) -> str:
         loss = getattr(pl_module, "last_train_loss", None)
         return f" (the training loss was {loss.float().item():g})" if isinstance(loss, Tensor) else ""
 
-    @staticmethod
-    def _diverged(trainer: L.Trainer, optimizer, what: str) -> TrainingDiverged:
-        lr = f"; this step's learning rate was {optimizer.param_groups[0]['lr']:g}" if optimizer is not None else ""
+    def _diverged(self, trainer: L.Trainer, what: str) -> TrainingDiverged:
+        lr = f"; this step's learning rate was {self.lr:g}" if self.lr is not None else ""
         folder = getattr(trainer.checkpoint_callback, "dirpath", None)
         kept = f"{folder}/last.ckpt" if folder and trainer.current_epoch else "no finished epoch yet"
         return TrainingDiverged(
