@@ -192,3 +192,15 @@ def test_spearman_p_is_exact_for_few_architectures():
     assert perfect.spearman == pytest.approx(1.0) and perfect.spearman_p == pytest.approx(2 / 6)  # 2 of 3! pairings
     many = rank_agreement(list(range(12)), list(range(12)))
     assert many.spearman_p == pytest.approx(stats.spearmanr(range(12), range(12)).pvalue)  # SciPy's beyond n = 7
+
+
+def test_runs_without_a_family_are_drawn_grey_not_refused(tmp_path):
+    """A timm/custom run without arch.family sits beside runs with one: the report is written, the
+    run drawn as "other" (pandas holds the missing family as NaN)."""
+    write_run(tmp_path / "vit", "vit")
+    run = write_run(tmp_path / "mine", "resnet")
+    record = json.loads((run / "results.json").read_text())
+    record["architecture"].update(family=None, name="Mine", code={"source": "custom"})
+    (run / "results.json").write_text(json.dumps(record))
+    assert main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
+    assert (tmp_path / "report" / "worst_case.png").is_file()

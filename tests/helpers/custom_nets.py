@@ -28,3 +28,17 @@ def not_a_module(num_classes: int, img_size: int):
 
 def needs_large_images(num_classes: int, img_size: int) -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 4, 64), nn.Flatten(), nn.LazyLinear(num_classes))
+
+
+def wrong_classes(num_classes: int, img_size: int) -> nn.Module:
+    return TinyNet(num_classes + 2)
+
+
+class _WithFeatures(TinyNet):
+    def forward(self, x):
+        features = self.features(x)
+        return self.head(features), features
+
+
+def with_features(num_classes: int, img_size: int) -> nn.Module:
+    return _WithFeatures(num_classes)
