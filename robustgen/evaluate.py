@@ -50,7 +50,8 @@ def build_data(cfg: DictConfig, data_info: dict, checkpoint: str):
     want = {k: data_info[k] for k in have if k in data_info}
     if any(not _same(have[k], v) for k, v in want.items()):
         choice = config_choices(cfg).get("data", type(datamodule).__name__)
-        hint = "data=cifar10" if want.get("img_size") == 32 else f"data=imagenette data.img_size={want.get('img_size')}"
+        hint = ("data=cifar100" if want.get("num_classes") == 100 else "data=cifar10") if want.get("img_size") == 32 \
+            else f"data=imagenette data.img_size={want.get('img_size')}"
         raise CheckpointError(f"{checkpoint} was trained on data with {want}, but data={choice} gives {have}; "
                               f"pass the data it was trained on ({hint})")
     return datamodule

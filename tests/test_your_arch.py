@@ -15,15 +15,12 @@ import pytest
 from robustgen.report.paper import paper_table
 from robustgen.report.stats import rank_among
 from tests.helpers.custom_nets import build
+from tests.helpers.hydra_helpers import TINY_ANY_ARCH
 from tests.helpers.report_study import write_study
 
 HERE = Path(__file__).parent
 NETS = HERE / "helpers" / "custom_nets.py"
-SMALL = ["experiment=smoke", "logger=none", "progress_bar=false", "trainer.max_epochs=1", "data.train_subset=64",
-         "data.val_size=32", "data.val_adv_points=16", "data.batch_size=32", "data.eval_batch_size=32",
-         "attack.steps=2", "val_attack.steps=2", "eval.n_points=32", "eval.batch_size=32", "eval.sanity.n_points=16",
-         "eval.sanity.batch_size=16", "eval.attacks.pgd_linf.steps=3", "val_eval.attacks.pgd_l2.steps=2",
-         "val_eval.attacks.pgd_l1.steps=2", "callbacks.sparsity.train_points=16"]
+SMALL = TINY_ANY_ARCH
 
 
 def run(module: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:

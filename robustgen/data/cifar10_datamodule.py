@@ -34,22 +34,24 @@ class CIFAR10DataModule(ClassificationDataModule):
 
     num_classes = 10
     img_size = 32
+    layout = cifar10.CIFAR10
+    normalizations = cifar10.NORMALIZATIONS
 
     def __init__(self, root: str = "./data", autoaugment: bool = True, crop_padding: int = 4, flip: bool = True,
                  normalization: str = "study", **kwargs):
         super().__init__(root=root, **kwargs)
-        if normalization not in cifar10.NORMALIZATIONS:
+        if normalization not in self.normalizations:
             raise ConfigError(f"data.normalization={normalization!r}; choose one of "
-                              f"{', '.join(cifar10.NORMALIZATIONS)}")
-        self.mean, self.std = cifar10.NORMALIZATIONS[normalization]
+                              f"{', '.join(self.normalizations)}")
+        self.mean, self.std = self.normalizations[normalization]
         self.augment = train_transform(autoaugment, crop_padding, flip)
 
     def prepare_data(self) -> None:
-        cifar10.ensure_cifar10(self.root, self.download)
+        cifar10.ensure_cifar10(self.root, self.download, self.layout)
 
     def load_splits(self):
-        train = IndexedTensorDataset(*cifar10.load_cifar10(self.root, "train", self.download))
-        test = IndexedTensorDataset(*cifar10.load_cifar10(self.root, "test", self.download))
+        train = IndexedTensorDataset(*cifar10.load_cifar10(self.root, "train", self.download, self.layout))
+        test = IndexedTensorDataset(*cifar10.load_cifar10(self.root, "test", self.download, self.layout))
         return train, test
 
     def train_augmentation(self):
@@ -60,3 +62,17 @@ class CIFAR10DataModule(ClassificationDataModule):
         from robustgen.data.corrupted import cifar10c_source
 
         return cifar10c_source(self.root, settings.names, self.test_dataset().labels.numpy(), settings.folder)
+
+
+class CIFAR100DataModule(CIFAR10DataModule):
+    """CIFAR-100 (the official cifar-100-python layout, fine labels) with CIFAR-10's augmentation,
+    as the study trained it (RobustART cifar10/code/dataloader.py:29-39), normalised with the
+    study's CIFAR-100 constants. No CIFAR-100-C: `eval/corrupted=all` is refused."""
+
+    num_classes = 100
+    layout = cifar10.CIFAR100
+    normalizations = cifar10.CIFAR100_NORMALIZATIONS
+
+    def corruption_source(self, settings):
+        raise ConfigError("CIFAR-100-C is not supported: evaluate corruptions with data=cifar10 (CIFAR-10-C) or "
+                          "data=imagenette (ImageNette-C)")

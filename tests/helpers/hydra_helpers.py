@@ -21,6 +21,16 @@ TINY = [
 ]
 
 
+# The same tiny run for any architecture (tests of arch=timm / arch=custom and of other data sets).
+TINY_ANY_ARCH = [
+    "experiment=smoke", "logger=none", "progress_bar=false", "trainer.max_epochs=1", "data.train_subset=64",
+    "data.val_size=32", "data.val_adv_points=16", "data.batch_size=32", "data.eval_batch_size=32", "attack.steps=2",
+    "val_attack.steps=2", "eval.n_points=32", "eval.batch_size=32", "eval.sanity.n_points=16",
+    "eval.sanity.batch_size=16", "eval.attacks.pgd_linf.steps=3", "val_eval.attacks.pgd_l2.steps=2",
+    "val_eval.attacks.pgd_l1.steps=2", "callbacks.sparsity.train_points=16",
+]
+
+
 def compose_config(overrides: list[str], output_dir: Path | None = None, config_name: str = "train") -> DictConfig:
     """Compose with Hydra's own machinery (including the hydra node, so `${hydra:...}` resolves)."""
     GlobalHydra.instance().clear()
