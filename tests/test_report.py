@@ -204,3 +204,17 @@ def test_runs_without_a_family_are_drawn_grey_not_refused(tmp_path):
     (run / "results.json").write_text(json.dumps(record))
     assert main([str(tmp_path), "--out", str(tmp_path / "report")]) == 0
     assert (tmp_path / "report" / "worst_case.png").is_file()
+
+
+def test_only_the_studys_own_architectures_get_a_paper_row():
+    """arch=vgg11 (and the quickstart's vgg11_half) are built by the zoo's vgg but are not the paper's
+    VGG (VGG-16): no paper row, while arch=vgg at its defaults is the paper's VGG."""
+    def section(choice):
+        from tests.helpers.hydra_helpers import compose_config
+
+        arch = dict(compose_config([f"arch={choice}"]).arch)
+        return describe_architecture({"choices": {"arch": choice}, "arch": arch, "method": {"name": "pgd_at"}})
+
+    assert section("vgg")["paper_row"] == "VGG" and section("vgg")["family"] == "cnn"
+    for choice in ("vgg11", "vgg11_half"):
+        assert section(choice)["paper_row"] is None and section(choice)["family"] == "cnn"

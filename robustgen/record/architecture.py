@@ -35,10 +35,12 @@ def architecture_record(choice: str, arch: dict, defaults: dict | None, method: 
         return {"choice": choice, "name": arch.get("name") or arch.get("model_name"), "family": arch.get("family"),
                 "paper_row": None, "study_configuration": False, "differs_from_study": None,
                 "code": source_record(arch)}
-    spec = next((get_spec(n) for n in (choice, arch.get("name")) if n in known), None)
+    spec = next((get_spec(n) for n in (choice, arch.get("name")) if n in known), None)  # the family
     differs = ({k: arch[k] for k in sorted(defaults) if k in arch and arch[k] != defaults[k]}
                if defaults is not None else None)
     study = defaults is not None and not differs and method == "pgd_at" and not penalised(regularizer)
+    # a paper row only for a choice that is one of the study's architectures itself: arch=vgg11
+    # (VGG-11, built by the zoo's vgg) is not the paper's VGG
+    row = get_spec(choice).paper_name if study and choice in known else None
     return {"choice": choice, "name": arch.get("name", choice), "family": spec.family if spec else None,
-            "paper_row": (spec.paper_name or None) if study and spec else None,
-            "study_configuration": study, "differs_from_study": differs}
+            "paper_row": row or None, "study_configuration": study, "differs_from_study": differs}
