@@ -1,6 +1,6 @@
 """The architecture zoo at a glance: size against the paper, compute, and CPU speed.
 
-    python -m robustgen.zoo [--json] [--batch N] [--names resnet,vit] [--runs R]
+    python -m robustgen.zoo [--json] [--batch N] [--names resnet,vit] [--runs R] [--timm NAME,...] [--factory SPEC]
 
 One row per registered architecture (at CIFAR-10 size: 10 classes, 32 px): its parameter count
 next to the paper's and the difference in percent, multiply-accumulates per image, and the median
@@ -21,8 +21,10 @@ import json
 
 import torch
 
-from robustgen.arch import count_parameters, create_arch, get_spec, list_archs
+from robustgen.arch import build_arch, count_parameters, create_arch, get_spec, list_archs
 from robustgen.arch.measure import IMG_SIZE, count_macs, forward_latency_ms
+from robustgen.data.cifar10 import MEAN as CIFAR10_MEAN
+from robustgen.data.cifar10 import STUDY_STD as CIFAR10_STUDY_STD
 from robustgen.errors import ConfigError
 
 NUM_CLASSES = 10
@@ -48,6 +50,18 @@ def zoo_row(name: str, batch: int = 32, runs: int = 3) -> dict:
         "batch": batch,
         "threads": torch.get_num_threads(),
     }
+
+
+def external_row(arch: dict, batch: int = 32, runs: int = 3) -> dict:
+    """The row of an architecture from outside the study (an arch=timm / arch=custom config), beside
+    the zoo's (robustgen/arch/external.py); it has no paper row."""
+    torch.manual_seed(0)
+    model = build_arch(arch, num_classes=NUM_CLASSES, img_size=IMG_SIZE, mean=CIFAR10_MEAN, std=CIFAR10_STUDY_STD).eval()
+    return {"name": arch["name"], "family": arch.get("family") or "—", "paper_name": None,
+            "params": count_parameters(model), "paper_params_m": None, "diff_pct": None, "exact_params": None,
+            "macs": count_macs(model),
+            "latency_ms": round(forward_latency_ms(model, batch, runs), 1) if batch > 0 else None,
+            "batch": batch, "threads": torch.get_num_threads()}
 
 
 def zoo_rows(names: list[str] | None = None, batch: int = 32, runs: int = 3) -> list[dict]:
@@ -89,12 +103,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32, help="images per timed forward pass (0: skip timing)")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per architecture (median reported)")
     parser.add_argument("--names", default=None, help="comma-separated architectures (default: all)")
+    parser.add_argument("--timm", default=None, help="comma-separated timm models to list beside the zoo")
+    parser.add_argument("--factory", action="append", default=[],
+                        help="your own module to list beside the zoo, as for arch=custom: 'pkg.mod:fn' or 'nets.py:fn'")
     args = parser.parse_args(argv)
     if args.batch < 0 or args.runs < 1:
         parser.error("--batch must be ≥ 0 and --runs ≥ 1")
     names = None if args.names is None else [n.strip() for n in args.names.split(",") if n.strip()]
     try:
         rows = zoo_rows(names, batch=args.batch, runs=args.runs)
+        extra = [{"source": "timm", "model_name": n.strip(), "name": n.strip()} for n in (args.timm or "").split(",")
+                 if n.strip()] + [{"source": "custom", "factory": f, "name": f.rsplit(":", 1)[-1]} for f in args.factory]
+        rows += [external_row(arch, batch=args.batch, runs=args.runs) for arch in extra]
     except ConfigError as err:
         parser.exit(2, f"error: {err}\n")
     if args.json:

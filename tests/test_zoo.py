@@ -199,3 +199,18 @@ def test_vgg_width_scales_every_layer_and_is_checked():
     assert half(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     with pytest.raises(ConfigError, match=r"width multiplies the channels; it must lie in \(0, 4\], got 0"):
         create_arch("vgg", depth=11, width=0)
+
+
+def test_your_architectures_are_listed_beside_the_zoo(capsys):
+    """`--timm` and `--factory` add rows for architectures from outside the study: their parameters
+    and MACs beside the zoo's (no paper size)."""
+    from tests.helpers.custom_nets import build
+
+    zoo_main(["--names", "vgg", "--timm", "test_resnet", "--factory", "tests/helpers/custom_nets.py:build",
+              "--batch", "0", "--json"])
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
+    assert list(rows) == ["vgg", "test_resnet", "build"]
+    assert rows["test_resnet"]["params"] == sum(p.numel() for p in timm.create_model("test_resnet", num_classes=10)
+                                                .parameters())
+    assert rows["build"]["params"] == sum(p.numel() for p in build(10, 32).parameters())
+    assert rows["build"]["paper_params_m"] is None and rows["build"]["macs"] > 0

@@ -41,7 +41,21 @@ def _legend(ax, families) -> None:
     handles = [plt.Line2D([], [], marker="o", ls="", color=FAMILY_COLOURS[f], label=FAMILY_NAMES[f])
                for f in FAMILY_COLOURS if f in present]
     handles.append(plt.Line2D([], [], marker="o", ls="", mfc="none", color="gray", alpha=0.5, label="paper"))
+    handles += [h for h in ax.get_legend_handles_labels()[0] if h.get_label() == "yours"]
     ax.legend(handles=handles, fontsize=7, loc="best")
+
+
+def yours(table: pd.DataFrame) -> list[bool]:
+    """Per row: an architecture from outside the study (arch=timm / arch=custom), highlighted."""
+    return [bool(e) for e in table["external"]] if "external" in table else [False] * len(table)
+
+
+def _mark_yours(ax, table: pd.DataFrame, x: str, y: str) -> None:
+    """A star around each of your architectures' points, and "yours" in the legend."""
+    mine = table[yours(table)]
+    if len(mine):
+        ax.scatter(mine[x], mine[y], marker="*", s=220, facecolors="none", edgecolors="black", linewidths=1.2,
+                   zorder=4, label="yours")
 
 
 def _save(fig, path: Path) -> Path:
@@ -64,6 +78,7 @@ def robust_generalization(table: pd.DataFrame, paper: pd.DataFrame | None, path:
             ax.scatter(paper["pgd_linf"], paper[column], edgecolors=[colour(f) for f in paper["family"]],
                        **PAPER_STYLE)
         ax.scatter(ours["pgd_linf"], ours[column], c=[colour(f) for f in ours["family"]], s=36, zorder=3)
+        _mark_yours(ax, ours, "pgd_linf", column)
         for name, x, y in zip(ours["architecture"], ours["pgd_linf"], ours[column]):
             if pd.notna(x) and pd.notna(y):
                 ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -85,13 +100,16 @@ def worst_case(table: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> P
     high = [max(0.0, c["ci"][1] - c["mean"]) for c in rows["worst_case"]]
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(rows) + 1.4))
     y = range(len(rows))
+    mine = yours(rows)
     ax.barh(y, rows["mean"], xerr=[low, high], color=[colour(f) for f in rows["family"]], alpha=0.8,
             capsize=3)
     if paper is not None and "paper_worst_case" in rows:
         ax.scatter(rows["paper_worst_case"], y, marker="D", s=28, facecolors="white", edgecolors="black",
                    label="paper", zorder=4)
         ax.legend(fontsize=7)
-    ax.set_yticks(list(y), rows["architecture"], fontsize=8)
+    ax.set_yticks(list(y), [f"{a}  ★" if m else a for a, m in zip(rows["architecture"], mine)], fontsize=8)
+    for label, m in zip(ax.get_yticklabels(), mine):  # your architectures: bold names with a star
+        label.set_fontweight("bold" if m else "normal")
     ax.set_xlabel("worst-case accuracy % (95% interval)")
     ax.grid(axis="x", alpha=0.3)
     ax.set_title("Worst case over the attacks, per architecture")
@@ -153,6 +171,7 @@ def clean_vs_worst_case(table: pd.DataFrame, paper: pd.DataFrame | None, path: P
         ax.scatter(paper["at_clean_acc"], paper["worst_case"], edgecolors=[colour(f) for f in paper["family"]],
                    **PAPER_STYLE)
     ax.scatter(ours["clean"], ours["worst_case"], c=[colour(f) for f in ours["family"]], s=36, zorder=3)
+    _mark_yours(ax, ours, "clean", "worst_case")
     for name, x, y in zip(ours["architecture"], ours["clean"], ours["worst_case"]):
         if pd.notna(x) and pd.notna(y):
             ax.annotate(name, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
