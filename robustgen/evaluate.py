@@ -63,7 +63,7 @@ def _same(a, b) -> bool:
     return a == b
 
 
-def training_record(checkpoint: Path) -> dict | None:
+def training_run_of(checkpoint: Path) -> dict | None:
     """Choices and seed of the training run, if its results.json sits beside checkpoints/."""
     path = checkpoint.resolve().parent.parent / RESULTS_FILE
     try:
@@ -96,7 +96,7 @@ def evaluate(cfg: DictConfig) -> float:
     output_dir = Path(cfg.paths.output_dir)
     result = run_evaluation(model, datamodule.test_dataset(), attacks, settings, output_dir=output_dir,
                             progress=cfg.progress_bar, num_workers=datamodule.num_workers, corruptions=corruptions)
-    training_run = training_record(Path(cfg.checkpoint)) if cfg.checkpoint else None
+    training_run = training_run_of(Path(cfg.checkpoint)) if cfg.checkpoint else None
     fields = {**source, "arch": arch, "data": hparams.get("data"), "train_attack": hparams.get("train_attack"),
               "training_run": training_run}
     record = results_record(identity=identity, architecture=checkpoint_architecture(training_run, hparams),

@@ -34,6 +34,12 @@ class LogitsOf(nn.Module):
         return out[self.key] if isinstance(self.key, int) else getattr(out, self.key)
 
 
+def non_finite(tensors) -> int:
+    """How many entries of `tensors` (floating ones; non-tensors and None skipped) are NaN or infinite."""
+    return int(sum((~torch.isfinite(t)).sum() for t in tensors
+                   if torch.is_tensor(t) and t.is_floating_point()))
+
+
 def logits_problem(output, n: int | None = None, classes: int | None = None) -> str | None:
     """What is wrong with `output` as the logits of `n` images of `classes` classes (None: nothing)."""
     if isinstance(output, (tuple, list)):

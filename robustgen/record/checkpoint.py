@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from robustgen.arch import build_arch
+from robustgen.arch.contract import non_finite
 from robustgen.data.cifar10 import MEAN as CIFAR10_MEAN
 from robustgen.data.cifar10 import STD as CIFAR10_STD
 from robustgen.errors import CheckpointError
@@ -57,7 +58,7 @@ def load_model(path: str | Path, expected_arch: str | None = None) -> tuple[nn.M
     model = build_arch(arch, num_classes=data.get("num_classes", 10), img_size=data.get("img_size", 32),
                        mean=tuple(data.get("mean", CIFAR10_MEAN)), std=tuple(data.get("std", CIFAR10_STD)))
     state = model_state(checkpoint)
-    bad = sum(int((~torch.isfinite(t)).sum()) for t in state.values() if torch.is_tensor(t) and t.is_floating_point())
+    bad = non_finite(state.values())
     if bad:
         raise CheckpointError(f"{path} holds {bad} NaN or infinite weight(s): the run that wrote it diverged, and "
                               f"its numbers would mean nothing; evaluate an earlier checkpoint or retrain with a "

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from robustgen.arch.contract import non_finite
 from robustgen.arch.normalize import Normalized
 from robustgen.errors import CheckpointError
 
@@ -52,7 +53,7 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     the weights came from (path, sha256, which keys). Raises CheckpointError naming a few keys or
     shapes that do not fit, or non-finite weights."""
     state = read_state_dict(path)
-    bad = sum(int((~torch.isfinite(t)).sum()) for t in state.values() if t.is_floating_point())
+    bad = non_finite(state.values())
     if bad:
         raise CheckpointError(f"weights={path} holds {bad} NaN or infinite weight(s): there is nothing to evaluate")
     # the bare network first: weights from elsewhere are a network's (timm's, a training script's)

@@ -24,12 +24,8 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
+from robustgen.arch.contract import non_finite
 from robustgen.errors import TrainingDiverged
-
-
-def non_finite(tensors) -> int:
-    """How many of `tensors`' entries are NaN or infinite."""
-    return int(sum((~torch.isfinite(t)).sum() for t in tensors if t is not None and t.is_floating_point()))
 
 
 def check_finite_weights(model: nn.Module, where: str) -> None:
