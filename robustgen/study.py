@@ -12,9 +12,10 @@ DIR --compare paper --out DIR/report`):
   patches_pvtv2  PVTv2 patch sizes 4, 2, 1 (eval=paper), and their vanilla runs
   l1             the ℓ1 sweep on ViT (λ = 0 … 1e-3) with sparsity measures (eval=paper)
 
-`--smoke` runs the same pipeline at quickstart scale (conf/experiment/paper_smoke.yaml) on three
-architectures (VGG: CNN, ViT: Transformer, CoAtNet: hybrid), CoAtNet CTTT and CCCC, ViT p=8 (beside
-the zoo's p=4), ℓ1 λ = 1e-4 (the zoo's ViT is its λ = 0), no vanilla runs of the design variants, CIFAR-10-C on 20 images
+`--smoke` runs the same pipeline trained as the quickstart trains (conf/experiment/paper_smoke.yaml)
+on three architectures at the smoke scale (conf/arch/scale/smoke.yaml: narrower VGG, ViT and CoAtNet,
+so that every run ends well above chance), CoAtNet CTTT and CCCC, ViT p=8 (beside
+the zoo's p=4), ℓ1 λ = 1e-4 (the zoo's ViT is its λ = 0), no vanilla runs of the design variants, CIFAR-10-C on 100 images
 per cell (generated for the smoke into DIR/data if the full set is absent), and eval=paper cut down
 (SMOKE_EVAL).
 
@@ -47,7 +48,7 @@ SMOKE_EVAL = ["eval.attacks.aa_linf.version=custom", "+eval.attacks.aa_linf.comp
               "eval.attacks.pgd_linf.steps=5", "eval.attacks.pgd_linf.step_size=${div:2.4,255}",
               "eval.attacks.pgd_l2.steps=5", "eval.attacks.pgd_l2.step_size=0.45",
               "eval.attacks.pgd_l1.steps=5", "eval.attacks.pgd_l1.step_size=12.0"]
-SMOKE_C_POINTS = 20
+SMOKE_C_POINTS = 100
 
 
 @dataclass
@@ -78,7 +79,7 @@ def stages(smoke: bool) -> list[Stage]:
 
 def smoke_data(out: Path, data_root: Path) -> tuple[Path, list[str]]:
     """(data root, overrides for the stages that evaluate corruptions) of the smoke: the full
-    CIFAR-10-C if `data_root` has it (read 20 images per cell), else 20 images per cell generated
+    CIFAR-10-C if `data_root` has it (read SMOKE_C_POINTS images per cell), else as many per cell generated
     into DIR/data beside a link to the CIFAR-10 batches (the generator resumes and checks its manifest)."""
     if (data_root / "CIFAR-10-C" / "labels.npy").is_file():
         return data_root, [f"eval.corrupted.n_points={SMOKE_C_POINTS}"]
@@ -130,7 +131,7 @@ def run_stage(stage: Stage, out: Path, common: list[str]) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m robustgen.study", description=__doc__.split("\n\n")[0])
     parser.error = fail
-    parser.add_argument("--smoke", action="store_true", help="quickstart scale, three architectures, on CPU")
+    parser.add_argument("--smoke", action="store_true", help="quickstart training, three narrower architectures, on CPU")
     parser.add_argument("--out", type=Path, default=None, help="study folder (default multirun/paper[_smoke])")
     parser.add_argument("--launcher", default=None, help="a Hydra launcher for every stage (hydra/launcher=NAME)")
     parser.add_argument("--only", default=None, help="comma-separated stages to run (default: all)")

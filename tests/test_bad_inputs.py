@@ -180,6 +180,8 @@ def test_bad_input_ends_in_one_line_that_names_the_fix(entry, args, says, bad_fi
 # Found by trying it as a new user: each used to end in a traceback or fail only after training.
 CASES_MORE = [
     ("train", ["data.train_subset=hello"], "data.train_subset must be an integer"),
+    ("train", ["arch=resnet", "+arch/scale=smoke"], r"arch/scale=smoke sizes coatnet, vgg, vit, not arch=resnet: "
+                                                    r"add its settings to conf/arch/scale/smoke.yaml"),
     ("train", ["arch=vit", "+arch.embed_dim=33", "+arch.num_heads=2"], "arch=vit cannot be built with"),
     ("train", ["trainer.max_epochs=0"], "trainer.max_epochs must be an integer ≥ 1"),
     ("train", ["data.val_from=train", "data.val_size=60000"], "holds out every training image"),

@@ -143,10 +143,12 @@ def _import_all() -> None:
 def build_arch(arch: dict, *, num_classes: int, img_size: int, mean: tuple[float, ...],
                std: tuple[float, ...]) -> nn.Module:
     """The model an arch config (its resolved node, with `name`) describes, taking [0, 1] images:
-    a zoo architecture (:func:`create_arch`) or an external one (`source: timm | custom`, external.py)."""
+    a zoo architecture (:func:`create_arch`) or an external one (`source: timm | custom`, external.py),
+    at the node's `scale` (scale.py; none: the study's size)."""
     from robustgen.arch.external import create_external, is_external
+    from robustgen.arch.scale import scaled
 
-    arch = dict(arch)
+    arch, _ = scaled(arch)
     if is_external(arch):
         return create_external(arch, num_classes, img_size, mean, std)
     name = arch.pop("name")

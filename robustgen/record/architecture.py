@@ -2,7 +2,7 @@
 the run is made so that the report reads result files only (never today's configs or registry).
 
     {"choice": "vit", "name": "vit", "family": "transformer", "paper_row": "ViT",
-     "study_configuration": true, "differs_from_study": {}}
+     "study_configuration": true, "differs_from_study": {}, "scale": null}
 
 `study_configuration` is true when the run is the study's own configuration of its `arch` choice:
 its architecture settings are the ones `arch=<choice>` composes (e.g. ViT with patch 4, CoAtNet
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from robustgen.arch import get_spec, list_archs
 from robustgen.arch.external import is_external, source_record
+from robustgen.arch.scale import scaled
 
 SECTION = "architecture"
 
@@ -29,7 +30,18 @@ def architecture_record(choice: str, arch: dict, defaults: dict | None, method: 
                         regularizer: dict | None) -> dict:
     """The section for a run of `arch=<choice>` with settings `arch` (its resolved config node),
     where `defaults` is what `arch=<choice>` composes (None: unknown here, never the study's
-    configuration), `method` the training method's name and `regularizer` its describe()."""
+    configuration), `method` the training method's name and `regularizer` its describe().
+
+    A run at a reduced scale (arch/scale=smoke, robustgen/arch/scale.py) is compared with the study's
+    configuration at that scale and records the scale: its paper row is the row it stands for, and the
+    report says that it is a narrower network."""
+    arch, scale = scaled(arch)
+    if scale and defaults is not None:
+        defaults = {**defaults, **scale["settings"]}
+    return {**_section(choice, arch, defaults, method, regularizer), "scale": scale}
+
+
+def _section(choice: str, arch: dict, defaults: dict | None, method: str, regularizer: dict | None) -> dict:
     known = list_archs()
     if is_external(arch):  # arch=timm / arch=custom: the user's name and family, never a paper row
         return {"choice": choice, "name": arch.get("name") or arch.get("model_name"), "family": arch.get("family"),

@@ -166,6 +166,7 @@ def report(paths: list[str], out: Path, data: str, compare: str | None, console:
     doc = Document(out, console, [f"# robustgen report ({data})", "",
                                   f"{len(runs)} finished runs under {', '.join(map(str, paths))}."])
     _missing(doc, found.missing, console)
+    _scales(doc, runs, console)
     with_paper = compare == "paper" and data == "cifar10"
     note = "" if data == "cifar10" or compare != "paper" else f" The paper has no numbers for {data}."
     everything = main_table(runs, data)
@@ -203,6 +204,22 @@ def _missing(doc: Document, missing: list[Path], console: Console) -> None:
                       "still running; rerun them):", ""] + [f"- {p}" for p in missing]
         console.print(f"[yellow]missing: {len(missing)} job(s) without results.json[/yellow]: "
                       + ", ".join(map(str, missing)))
+
+
+def _scales(doc: Document, runs: list[Run], console: Console) -> None:
+    """Say which runs are narrower networks than the study's (arch/scale=..., robustgen/arch/scale.py)."""
+    sizes: dict[str, dict[str, str]] = {}
+    for run in runs:
+        scale = run.architecture.get("scale")
+        if scale:
+            settings = " ".join(f"{k}={v}" for k, v in sorted(scale["settings"].items()))
+            sizes.setdefault(scale["name"], {})[run.architecture.get("name") or run.arch] = settings
+    for name, archs in sorted(sizes.items()):
+        note = (f"Runs at {name} scale (arch/scale={name}) are narrower networks than the study's, shown in the "
+                f"rows of the architectures they stand for: " + "; ".join(f"{a} {s}" for a, s in sorted(archs.items()))
+                + ". Their numbers beside the paper check the pipeline; they do not reproduce the paper.")
+        doc.lines += ["", f"**Note:** {note}"]
+        console.print(f"note: {note}", style="yellow", highlight=False)
 
 
 def _main_section(doc: Document, main: pd.DataFrame, data: str, note: str, with_paper: bool) -> None:

@@ -98,10 +98,11 @@ def _differing(setups: list[dict]) -> set[tuple[str, str]]:
 
 
 def _variant(run: Run) -> list[str]:
-    """What sets the run apart from the study's configuration of its arch choice: architecture
-    settings that differ from the study's (as recorded), the weight penalty, the method."""
+    """What sets the run apart from the study's configuration of its arch choice: its scale,
+    architecture settings that differ from the study's (as recorded), the weight penalty, the method."""
     differs = run.architecture.get("differs_from_study") or {}
-    parts = [f"arch.{k}={v}" for k, v in sorted(differs.items())]
+    scale = run.architecture.get("scale")  # a narrower network than the study's (robustgen/arch/scale.py)
+    parts = ([f"({scale['name']} scale)"] if scale else []) + [f"arch.{k}={v}" for k, v in sorted(differs.items())]
     regularizer = run.record.get("regularizer") or {}
     if regularizer.get("type", "NoRegularizer") != "NoRegularizer":
         scope = regularizer.get("scope")
