@@ -77,7 +77,7 @@ report: ## The study's tables from finished runs beside the paper's, e.g. make r
 paper: data cifar10c ## The whole study (zoo × {PGD-AT, vanilla} + CIFAR-10-C, hybrids, patches, ℓ1) then its report, e.g. make paper LAUNCHER=slurm ARGS="trainer=gpu"
 	$(PYTHON) -m robustgen.study $(STUDY_LAUNCHER) $(ARGS)
 
-paper-smoke: data ## The same pipeline at quickstart scale on VGG, ViT and CoAtNet (CPU, ~10 min on 2 cores): every table and figure in multirun/paper_smoke/report
+paper-smoke: data ## The same pipeline, trained as the quickstart, on narrower VGG, ViT and CoAtNet (CPU, ~12 min on 2 cores): every table and figure in multirun/paper_smoke/report
 	$(PYTHON) -m robustgen.study --smoke $(STUDY_LAUNCHER) $(ARGS)
 
 zoo: ## Table of every architecture: parameters vs paper, MACs, CPU latency

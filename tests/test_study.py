@@ -60,3 +60,34 @@ def test_bad_input_is_one_line_before_any_job(args, says, tmp_path, capsys, monk
         main([a.replace("{tmp}", str(tmp_path)) for a in args] + ["--out", str(tmp_path / "study")])
     err = capsys.readouterr().err
     assert stopped.value.code == 2 and says in err and len(err.strip().splitlines()) == 1
+
+
+REPORT_FILES = ["report.md", "main_table.csv", "main_table_vs_paper.csv", "hybrids_patches.csv", "corruptions.csv",
+                "sparsity_analysis.csv", "claims.csv", "worst_case.png", "design_trends.png",
+                "robust_generalization.png", "clean_vs_worst_case.png"]
+
+
+def check_smoke_study(out) -> list[dict]:
+    """The smoke study in `out` finished every job, each run's clean accuracy and (adversarially
+    trained) PGD-ℓ∞ accuracy have 95% Wilson intervals above chance (10%), every run recorded the
+    smoke scale, and the report has every table and figure. Returns the runs' results."""
+    from robustgen.report.stats import wilson_interval
+
+    files = sorted(out.glob("*/*/results.json"))
+    runs = [json.loads(f.read_text()) for f in files]
+    assert len(runs) == 10, files  # zoo 3, vanilla 3, CTTT + CCCC, ViT p=8, ℓ1
+    for f, run in zip(files, runs):
+        n = run["n_points"]
+        assert n == 500 and run["architecture"]["scale"]["name"] == "smoke", f
+        assert wilson_interval(run["clean_acc"], n)[0] > 10, (f, run["clean_acc"])
+        if run["choices"]["attack"] != "none":
+            assert wilson_interval(run["attack_acc"]["pgd_linf"], n)[0] > 10, (f, run["attack_acc"])
+    missing = [name for name in REPORT_FILES if not (out / "report" / name).is_file()]
+    assert not missing
+    return runs
+
+
+@pytest.mark.slow  # the smoke study itself: ~12 minutes on 2 cores
+def test_the_smoke_study_ends_above_chance_with_every_table_and_figure(tmp_path, cifar_root):
+    assert main(["--smoke", "--out", str(tmp_path / "study"), "--data-root", str(cifar_root)]) == 0
+    check_smoke_study(tmp_path / "study")
