@@ -44,7 +44,7 @@ def test_your_module_and_a_timm_model_train_and_record_where_they_came_from(your
     tiny = json.loads((your_runs / "tinynet" / "results.json").read_text())
     assert tiny["architecture"] | {"code": None} == {"choice": "custom", "name": "TinyNet", "family": "cnn",
                                                     "paper_row": None, "study_configuration": False,
-                                                    "differs_from_study": None, "code": None}
+                                                    "differs_from_study": None, "code": None, "scale": None}
     assert tiny["architecture"]["code"]["sha256"] == hashlib.sha256(NETS.read_bytes()).hexdigest()
     assert tiny["params"] == sum(p.numel() for p in build(10, 32).parameters())
     resnet = json.loads((your_runs / "test_resnet" / "results.json").read_text())
