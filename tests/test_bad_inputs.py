@@ -182,6 +182,9 @@ CASES_MORE = [
     ("train", ["data.train_subset=hello"], "data.train_subset must be an integer"),
     ("train", ["arch=resnet", "+arch/scale=smoke"], r"arch/scale=smoke sizes coatnet, vgg, vit, not arch=resnet: "
                                                     r"add its settings to conf/arch/scale/smoke.yaml"),
+    ("train", ["arch=vgg", "arch.width=0.5", "+arch/scale=smoke"],
+     r"arch.width=0.5 is replaced by arch/scale=smoke's width=0.25: leave arch.width out, or .*arch/scale=full"),
+    ("train", ["arch=vit", "+arch.depth=2", "+arch/scale=smoke"], r"arch.depth=2 is replaced by arch/scale=smoke's"),
     ("train", ["arch=vit", "+arch.embed_dim=33", "+arch.num_heads=2"], "arch=vit cannot be built with"),
     ("train", ["trainer.max_epochs=0"], "trainer.max_epochs must be an integer ≥ 1"),
     ("train", ["data.val_from=train", "data.val_size=60000"], "holds out every training image"),

@@ -19,7 +19,7 @@ from robustgen.arch.external import is_external
 from robustgen.arch.registry import FAMILIES
 from robustgen.cli.app import config_choices
 from robustgen.cli.build import build, build_named
-from robustgen.cli.study_defaults import describe_architecture
+from robustgen.cli.study_defaults import check_scale_overrides, describe_architecture
 from robustgen.errors import ConfigError
 from robustgen.eval import EvalSettings
 from robustgen.training.guard import NonFiniteGuard
@@ -78,6 +78,7 @@ def build_model(cfg: DictConfig, datamodule) -> torch.nn.Module:
     arch = arch_settings(cfg)
     where = f"arch={config_choices(cfg).get('arch', arch['name'])}" + (f" ({arch['name']})" if is_external(arch) else "")
     check_family(arch, where)
+    check_scale_overrides(config_choices(cfg).get("arch", arch["name"]), arch)
     model = build_arch(arch, num_classes=datamodule.num_classes, img_size=datamodule.img_size,
                        mean=datamodule.mean, std=datamodule.std)
     blank = torch.zeros(2, 3, datamodule.img_size, datamodule.img_size)

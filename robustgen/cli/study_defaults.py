@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from robustgen import CONFIG_DIR
 from robustgen.arch.external import is_external
+from robustgen.errors import ConfigError
 from robustgen.record.architecture import architecture_record
 
 
@@ -40,3 +41,20 @@ def describe_architecture(record: dict) -> dict:
     method = (record.get("method") or {}).get("name", "pgd_at")
     defaults = None if is_external(arch) else default_arch(choice)  # timm / custom: no study configuration
     return architecture_record(choice, arch, defaults, method, record.get("regularizer"))
+
+
+def check_scale_overrides(choice: str, arch: dict) -> None:
+    """Refuse a setting the user gave (one that differs from what `arch=<choice>` composes) when the
+    arch's scale (robustgen/arch/scale.py) would replace it: the run would silently not be the one asked for.
+
+    Raises:
+        ConfigError: one line naming the setting, the scale's value and the two ways out."""
+    scale = dict(arch.get("scale") or {})
+    settings = dict(scale.get(arch.get("name")) or {})
+    defaults = default_arch(choice) if settings else None
+    if defaults is None:
+        return
+    for key, value in settings.items():
+        if key in arch and arch[key] != defaults.get(key):
+            raise ConfigError(f"arch.{key}={arch[key]} is replaced by arch/scale={scale.get('name')}'s {key}={value}: "
+                              f"leave arch.{key} out, or run at the study's size with arch/scale=full")
