@@ -14,7 +14,7 @@ DIR --compare paper --out DIR/report`):
 
 `--smoke` runs the same pipeline trained as the quickstart trains (conf/experiment/paper_smoke.yaml)
 on three architectures at the smoke scale (conf/arch/scale/smoke.yaml: narrower VGG, ViT and CoAtNet,
-so that every run ends well above chance), CoAtNet CTTT and CCCC, ViT p=8 (beside
+so that every run ends above chance), CoAtNet CTTT and CCCC, ViT p=8 (beside
 the zoo's p=4), ℓ1 λ = 1e-4 (the zoo's ViT is its λ = 0), no vanilla runs of the design variants, CIFAR-10-C on 100 images
 per cell (generated for the smoke into DIR/data if the full set is absent), and eval=paper cut down
 (SMOKE_EVAL).

@@ -183,8 +183,14 @@ CASES_MORE = [
     ("train", ["arch=resnet", "+arch/scale=smoke"], r"arch/scale=smoke sizes coatnet, vgg, vit, not arch=resnet: "
                                                     r"add its settings to conf/arch/scale/smoke.yaml"),
     ("train", ["arch=vgg", "arch.width=0.5", "+arch/scale=smoke"],
-     r"arch.width=0.5 is replaced by arch/scale=smoke's width=0.25: leave arch.width out, or .*arch/scale=full"),
-    ("train", ["arch=vit", "+arch.depth=2", "+arch/scale=smoke"], r"arch.depth=2 is replaced by arch/scale=smoke's"),
+     r"arch.width=0.5 would be replaced by arch/scale=smoke's width=0.25: leave arch.width out, or leave the scale "
+     r"out \(drop \+arch/scale=...; under experiment=paper_smoke, add arch/scale=full\)"),
+    ("train", ["arch=vit", "+arch.depth=2", "+arch/scale=smoke"], r"arch.depth=2 would be replaced by arch/scale=smoke's"),
+    ("train", ["arch=vgg11_half", "+arch/scale=smoke"], r"arch/scale=smoke sizes coatnet, vgg, vit, not arch=vgg11_half"),
+    ("train", ["arch=timm", "arch.model_name=resnet18", "arch.name=vit", "+arch/scale=smoke"],
+     r"arch/scale=smoke sizes the zoo's architectures only, not arch.source=timm models"),
+    ("train", ["arch=custom", "arch.factory=tests/helpers/custom_nets.py:build", "+arch/scale=smoke"],
+     r"arch/scale=smoke sizes the zoo's architectures only, not arch.source=custom models"),
     ("train", ["arch=vit", "+arch.embed_dim=33", "+arch.num_heads=2"], "arch=vit cannot be built with"),
     ("train", ["trainer.max_epochs=0"], "trainer.max_epochs must be an integer ≥ 1"),
     ("train", ["data.val_from=train", "data.val_size=60000"], "holds out every training image"),

@@ -12,9 +12,18 @@ study's sizes.
 """
 from __future__ import annotations
 
+from robustgen.arch.external import is_external
 from robustgen.errors import ConfigError
 
 FULL = "full"
+LEAVE_OUT = "leave the scale out (drop +arch/scale=...; under experiment=paper_smoke, add arch/scale=full)"
+
+
+def raise_unsized(name: str, scale: dict, choice: str) -> None:
+    """Raises ConfigError: scale `name` has no settings for `arch=<choice>`."""
+    sized = ", ".join(sorted(k for k in scale if k != "name")) or "nothing"
+    raise ConfigError(f"arch/scale={name} sizes {sized}, not arch={choice}: add its settings to "
+                      f"conf/arch/scale/{name}.yaml, or {LEAVE_OUT}")
 
 
 def scaled(arch: dict) -> tuple[dict, dict | None]:
@@ -29,10 +38,11 @@ def scaled(arch: dict) -> tuple[dict, dict | None]:
     name = scale.pop("name", FULL)
     if name == FULL and not scale:
         return arch, None
+    if is_external(arch):
+        raise ConfigError(f"arch/scale={name} sizes the zoo's architectures only, not arch.source={arch['source']} "
+                          f"models: {LEAVE_OUT}")
     choice = arch.get("name")
     if choice not in scale:
-        raise ConfigError(f"arch/scale={name} sizes {', '.join(sorted(scale)) or 'nothing'}, not arch={choice}: "
-                          f"add its settings to conf/arch/scale/{name}.yaml, or run it at the study's size "
-                          "with arch/scale=full")
+        raise_unsized(name, scale, choice)
     settings = dict(scale[choice] or {})
     return {**arch, **settings}, {"name": name, "settings": settings}

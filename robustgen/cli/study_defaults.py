@@ -9,6 +9,7 @@ from omegaconf import OmegaConf
 
 from robustgen import CONFIG_DIR
 from robustgen.arch.external import is_external
+from robustgen.arch.scale import LEAVE_OUT, raise_unsized, scaled
 from robustgen.errors import ConfigError
 from robustgen.record.architecture import architecture_record
 
@@ -44,17 +45,20 @@ def describe_architecture(record: dict) -> dict:
 
 
 def check_scale_overrides(choice: str, arch: dict) -> None:
-    """Refuse a setting the user gave (one that differs from what `arch=<choice>` composes) when the
-    arch's scale (robustgen/arch/scale.py) would replace it: the run would silently not be the one asked for.
+    """Refuse a scale (robustgen/arch/scale.py) that would not build the architecture asked for: one
+    with no settings for the `arch=<choice>` option (arch=vgg11 is built by vgg, but the scale's vgg
+    settings are VGG-16's), or one that would replace a setting the user gave (a value that differs
+    from what `arch=<choice>` composes): the run would silently not be the one asked for.
 
     Raises:
-        ConfigError: one line naming the setting, the scale's value and the two ways out."""
-    scale = dict(arch.get("scale") or {})
-    settings = dict(scale.get(arch.get("name")) or {})
-    defaults = default_arch(choice) if settings else None
-    if defaults is None:
+        ConfigError: one line naming the option or setting and the ways out."""
+    _, applied = scaled(arch)  # the zoo's architectures only, and only those the scale sizes
+    if applied is None:
         return
-    for key, value in settings.items():
-        if key in arch and arch[key] != defaults.get(key):
-            raise ConfigError(f"arch.{key}={arch[key]} is replaced by arch/scale={scale.get('name')}'s {key}={value}: "
-                              f"leave arch.{key} out, or run at the study's size with arch/scale=full")
+    if choice not in (arch.get("scale") or {}):
+        raise_unsized(applied["name"], arch["scale"], choice)
+    defaults = default_arch(choice) or {}
+    for key, value in applied["settings"].items():
+        if key in arch and arch[key] != defaults.get(key) and arch[key] != value:
+            raise ConfigError(f"arch.{key}={arch[key]} would be replaced by arch/scale={applied['name']}'s "
+                              f"{key}={value}: leave arch.{key} out, or {LEAVE_OUT}")

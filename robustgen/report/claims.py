@@ -67,25 +67,28 @@ def family_claims(table: pd.DataFrame) -> list[dict]:
 
 
 def design_claims(hybrids: pd.DataFrame) -> list[dict]:
-    """Claim 3 on hybrids_and_patches' rows (named as the paper names them)."""
+    """Claim 3 on hybrids_and_patches' rows, matched on the paper's row names (`paper_name`): every
+    row of a layout or patch size (several scales or budgets of one) is a member of its group."""
     if not len(hybrids):
         return []
-    ours = hybrids.set_index("architecture")
+    ours = hybrids.assign(paper_name=hybrids.get("paper_name", hybrids["architecture"]))
+    names = set(ours["paper_name"])
     paper = hybrid_patch_paper().set_index("architecture")
     pairs = [("3: more attention stages (CoAtNet CTTT − CCCC)", "worst_case", "CoAtNet-CTTT", "CoAtNet-CCCC")]
     for model in ("ViT", "PVTv2"):
-        sizes = sorted(int(n.split("p=")[1]) for n in ours.index if n.startswith(f"{model} p="))
+        sizes = sorted(int(n.split("p=")[1]) for n in names if n.startswith(f"{model} p="))
         if len(sizes) >= 2:
             big, small = f"{model} p={sizes[-1]}", f"{model} p={sizes[0]}"
             pairs += [(f"3: larger patches ({big} − {small})", m, big, small) for m in ("worst_case", "clean")]
     out = []
     for claim, measure, a, b in pairs:
-        if a not in ours.index and b not in ours.index:
+        if a not in names and b not in names:
             continue
         column = PAPER_COLUMN.get(measure, measure)
         theirs = paper.loc[a, column] - paper.loc[b, column] if a in paper.index and b in paper.index else math.nan
-        cells = [[ours.loc[n, measure]] if n in ours.index and ours.loc[n, measure] else [] for n in (a, b)]
-        out.append(_row(claim, measure, cells[0], cells[1], float(theirs), f"{a} − {b}"))
+        cells = [[c for c in ours.loc[ours["paper_name"] == n, measure] if c] for n in (a, b)]
+        labels = [", ".join(ours.loc[ours["paper_name"] == n, "architecture"]) or n for n in (a, b)]
+        out.append(_row(claim, measure, cells[0], cells[1], float(theirs), " − ".join(labels)))
     return out
 
 

@@ -208,16 +208,21 @@ def _missing(doc: Document, missing: list[Path], console: Console) -> None:
 
 def _scales(doc: Document, runs: list[Run], console: Console) -> None:
     """Say which runs are narrower networks than the study's (arch/scale=..., robustgen/arch/scale.py)."""
-    sizes: dict[str, dict[str, str]] = {}
+    sizes: dict[str, dict[str, set[str]]] = {}
     for run in runs:
         scale = run.architecture.get("scale")
         if scale:
             settings = " ".join(f"{k}={v}" for k, v in sorted(scale["settings"].items()))
-            sizes.setdefault(scale["name"], {})[run.architecture.get("name") or run.arch] = settings
+            sizes.setdefault(scale["name"], {}).setdefault(run.architecture.get("name") or run.arch, set()).add(settings)
     for name, archs in sorted(sizes.items()):
         note = (f"Runs at {name} scale (arch/scale={name}) are narrower networks than the study's, shown in the "
-                f"rows of the architectures they stand for: " + "; ".join(f"{a} {s}" for a, s in sorted(archs.items()))
+                f"rows of the architectures they stand for: "
+                + "; ".join(f"{a} {' / '.join(sorted(s))}" for a, s in sorted(archs.items()))
                 + ". Their numbers beside the paper check the pipeline; they do not reproduce the paper.")
+        full = sorted({r.architecture.get("name") or r.arch for r in runs if not r.architecture.get("scale")} & set(archs))
+        if full:  # rows of one paper row at two sizes: the comparisons below pool them
+            note += (f" Runs of {', '.join(full)} at the study's size are here too: the claims and rank agreements "
+                     "pool every row that stands for a paper row, whatever its scale.")
         doc.lines += ["", f"**Note:** {note}"]
         console.print(f"note: {note}", style="yellow", highlight=False)
 

@@ -118,41 +118,43 @@ def worst_case(table: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> P
 
 def design_trends(hybrids: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> Path:
     """(c): patch size (ViT, PVTv2) and CoAtNet layout against worst case and clean accuracy
-    (`paper`: the paper's hybrid/patch table, drawn dashed; None for data sets it has no numbers for)."""
-    ours = flat(hybrids).set_index("architecture") if len(hybrids) else pd.DataFrame()
+    (`paper`: the paper's hybrid/patch table, drawn dashed; None for data sets it has no numbers for).
+    Rows are placed by the paper's row name (`paper_name`); each variant of them (a scale, a
+    training budget: what the row's name adds to the paper's) is a line of its own."""
     theirs = (paper if paper is not None else pd.DataFrame(
         columns=["architecture", "worst_case", "at_clean_acc"])).set_index("architecture")
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    layouts = ["CoAtNet-CCCC", "CoAtNet-CTCC", "CoAtNet-CTTC", "CoAtNet-CTTT"]
+    variants = _variants(hybrids)
     for model, colour in (("ViT", "tab:red"), ("PVTv2", "tab:orange")):
-        names = sorted({n for n in list(theirs.index) + list(ours.index) if n.startswith(f"{model} p=")},
-                       key=lambda n: int(n.split("=")[1]))
+        names = sorted({n for n in [*theirs.index, *(n for v in variants.values() for n in v.index)]
+                        if n.startswith(f"{model} p=")}, key=lambda n: int(n.split("=")[1]))
         sizes = [int(n.split("=")[1]) for n in names]
         for column, marker in (("worst_case", "o"), ("clean", "s")):
             paper_col = "at_clean_acc" if column == "clean" else column
             if paper is not None:
                 axes[0].plot(sizes, [theirs[paper_col].get(n) for n in names], ls="--", marker=marker, color=colour,
                              alpha=0.3, label=f"{model} (paper)" if column == "worst_case" else None)
-            if len(ours):
+            for variant, ours in variants.items():
                 got = [(s, ours[column].get(n)) for s, n in zip(sizes, names) if n in ours.index]
                 if got:
                     axes[0].plot(*zip(*got), ls="-", marker=marker, color=colour,
-                                 label=f"{model} {'worst case' if column == 'worst_case' else 'clean'}")
-    axes[0].set_xscale("log", base=2)
-    axes[0].set_xticks([1, 2, 4, 8], ["1", "2", "4", "8"])
-    axes[0].set_xlabel("patch size (px)")
-    axes[0].set_ylabel("accuracy %")
-    axes[0].set_title("Patch size (dashed: paper)")
-    layouts = ["CoAtNet-CCCC", "CoAtNet-CTCC", "CoAtNet-CTTC", "CoAtNet-CTTT"]
+                                 label=f"{model} {'worst case' if column == 'worst_case' else 'clean'} {variant}".strip())
     for column, marker, colour in (("worst_case", "o", "tab:purple"), ("clean", "s", "tab:gray")):
         paper_col = "at_clean_acc" if column == "clean" else column
         if paper is not None:
             axes[1].plot(range(4), [theirs[paper_col].get(n) for n in layouts], ls="--", marker=marker,
                          color=colour, alpha=0.3)
-        if len(ours):
+        for variant, ours in variants.items():
             got = [(k, ours[column].get(n)) for k, n in enumerate(layouts) if n in ours.index]
             if got:
                 axes[1].plot(*zip(*got), ls="-" if len(got) == len(layouts) else "none", marker=marker, color=colour,
-                             label="worst case" if column == "worst_case" else "clean")
+                             label=f"{'worst case' if column == 'worst_case' else 'clean'} {variant}".strip())
+    axes[0].set_xscale("log", base=2)
+    axes[0].set_xticks([1, 2, 4, 8], ["1", "2", "4", "8"])
+    axes[0].set_xlabel("patch size (px)")
+    axes[0].set_ylabel("accuracy %")
+    axes[0].set_title("Patch size (dashed: paper)")
     axes[1].set_xticks(range(4), [n.split("-")[1] for n in layouts])
     axes[1].set_xlabel("CoAtNet stages s1–s4 (C: convolution, T: Transformer)")
     axes[1].set_title("Attention stages (dashed: paper)")
@@ -161,6 +163,18 @@ def design_trends(hybrids: pd.DataFrame, paper: pd.DataFrame | None, path: Path)
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def _variants(hybrids: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """hybrids_and_patches' rows (flat numbers) by variant — what the row's name adds to the paper's
+    row name, "" for none — each indexed by the paper's row name."""
+    if not len(hybrids):
+        return {}
+    ours = flat(hybrids)
+    ours["paper_name"] = ours.get("paper_name", ours["architecture"])
+    ours["variant"] = [a[len(p):].strip() if a.startswith(p) else a for a, p in zip(ours["architecture"],
+                                                                                 ours["paper_name"])]
+    return {variant: group.set_index("paper_name") for variant, group in ours.groupby("variant", sort=True)}
 
 
 def clean_vs_worst_case(table: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> Path:

@@ -52,11 +52,22 @@ def hybrids_and_patches(table: pd.DataFrame) -> pd.DataFrame:
     rows = table.assign(paper_row=[None if p or (d and hybrid_or_patch_row(a) not in order) else hybrid_or_patch_row(a)
                                    for a, p, d in zip(table["arch_settings"], table["penalised"], table["study_default"])])
     rows = rows.dropna(subset=["paper_row"])
-    rows = rows.assign(order=[order.get(name, len(order)) for name in rows["paper_row"]]).sort_values("order")
-    repeated = rows["paper_row"].duplicated(keep=False)  # e.g. two epoch budgets of one layout
-    names = [f"{name} ({label})" if twice else name
-             for name, label, twice in zip(rows["paper_row"], rows["architecture"], repeated)]
-    return rows.assign(architecture=names).drop(columns=["paper_row", "order"]).reset_index(drop=True)
+    rows = rows.assign(order=[order.get(name, len(order)) for name in rows["paper_row"]],
+                       suffix=[scale_suffix(a) for a in rows["arch_settings"]])  # the study's size first
+    rows = rows.sort_values(["order", "suffix", "architecture"], kind="stable")
+    names = [name + suffix for name, suffix in zip(rows["paper_row"], rows["suffix"])]
+    repeated = pd.Series(names).duplicated(keep=False).tolist()  # e.g. two epoch budgets of one layout
+    names = [f"{name} ({label})" if twice else name for name, label, twice in zip(names, rows["architecture"], repeated)]
+    # `architecture` is for reading; `paper_name` (the paper's row) is what claims, figures and the
+    # paper comparison match on, whatever the row is called
+    return (rows.assign(architecture=names, paper_name=rows["paper_row"]).drop(columns=["paper_row", "order", "suffix"])
+            .reset_index(drop=True))
+
+
+def scale_suffix(arch: dict | None) -> str:
+    """" (smoke scale)" for a run recorded at a reduced scale (robustgen/arch/scale.py), else ""."""
+    name = ((arch or {}).get("scale") or {}).get("name")
+    return f" ({name} scale)" if name and name != "full" else ""
 
 
 def _paper_for(kind: str) -> tuple[pd.DataFrame, dict[str, str]]:
@@ -80,8 +91,8 @@ def beside_paper(table: pd.DataFrame, kind: str = "main") -> tuple[pd.DataFrame,
     paper names them) or "corruptions" (corruption_table's rows, matched as "main")."""
     ours = flat(table)
     paper, columns = _paper_for(kind)
-    if kind == "hybrids":
-        ours["paper_name"] = ours["architecture"]
+    if kind == "hybrids":  # hybrids_and_patches' rows carry the paper's row name
+        ours["paper_name"] = ours["paper_name"] if "paper_name" in ours else ours["architecture"]
     else:
         ours["paper_name"] = ours["paper_row"]  # as each run recorded it (robustgen/record/architecture.py)
     joined = ours.merge(paper, on="paper_name", how="left", suffixes=("", "_paper"))

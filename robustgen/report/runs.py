@@ -120,8 +120,9 @@ def label_rows(runs: list[Run]) -> None:
     for run in runs:
         by_arch.setdefault(run.arch, []).append(run)
     for arch, group in by_arch.items():
-        setups = [{k: v for k, v in r.training_setup().items() if k not in ("arch", "regularizer", "method")}
-                  for r in group]
+        # the scale's settings count too: two runs at one scale name but other sizes are two rows
+        setups = [{**{k: v for k, v in r.training_setup().items() if k not in ("arch", "regularizer", "method")},
+                   "scale": (r.architecture.get("scale") or {}).get("settings")} for r in group]
         differing = sorted(_differing(setups))
         for run, setup in zip(group, setups):
             parts = [f"{sec}.{key}={_value(setup, sec, key)}" if key else f"{sec}={_value(setup, sec, key)}"

@@ -86,11 +86,20 @@ def training_settings(config: dict, output_dir: str | Path | None = None) -> dic
     Values that contain the run folder (trainer.default_root_dir, ...) say `<output_dir>` instead,
     so a run resumed into another folder compares equal."""
     flat = flatten(config)
+    arch = (config.get("arch") or {}).get("name")
     out = {k: v for k, v in sorted(flat.items())
-           if not any(k == skip or k.startswith(skip + ".") for skip in NOT_TRAINING_SETTINGS)}
+           if not any(k == skip or k.startswith(skip + ".") for skip in NOT_TRAINING_SETTINGS)
+           and not _other_archs_scale(k, arch)}
     if output_dir is not None:
         out = {k: v.replace(str(output_dir), "<output_dir>") if isinstance(v, str) else v for k, v in out.items()}
     return out
+
+
+def _other_archs_scale(key: str, arch: str | None) -> bool:
+    """A scale's settings for another architecture (arch.scale.coatnet.* in a ViT run): they do not
+    change what this run trains (robustgen/arch/scale.py)."""
+    parts = key.split(".")
+    return len(parts) > 3 and parts[:2] == ["arch", "scale"] and parts[2] != arch
 
 
 # Settings added after runs were saved, with the value that does what those runs did: a checkpoint
