@@ -174,3 +174,11 @@ def test_a_layout_at_two_sizes_is_two_rows_matched_to_one_paper_row(tmp_path):
     assert patches.loc["clean", "ours"] == pytest.approx(expected, abs=1e-6)
     assert (tmp_path / "report" / "design_trends.png").stat().st_size > 10_000
     assert "Runs of vit at the study's size are here too" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_a_scaled_run_is_named_apart_from_the_full_size_run(tmp_path):
+    from robustgen.cli.components import training_run_name
+
+    assert training_run_name(compose_config(["experiment=paper_smoke", "arch=vit"], tmp_path)) == \
+        "vit-smoke-pgd_linf-s34257"
+    assert training_run_name(compose_config(["arch=vit"], tmp_path)) == "vit-pgd_linf-s34257"

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 from robustgen.arch import build_arch, check_classifier
 from robustgen.arch.external import is_external
 from robustgen.arch.registry import FAMILIES
+from robustgen.arch.scale import FULL
 from robustgen.cli.app import config_choices
 from robustgen.cli.build import build, build_named
 from robustgen.cli.study_defaults import check_scale_overrides, describe_architecture
@@ -38,12 +39,14 @@ def run_identity(cfg: DictConfig, default_name: str) -> dict:
 
 
 def training_run_name(cfg: DictConfig) -> str:
-    """<arch>-<attack>-s<seed>, or <arch>-<method>-s<seed> for a method other than PGD-AT."""
+    """<arch>-<attack>-s<seed>, or <arch>-<method>-s<seed> for a method other than PGD-AT; a run at a
+    reduced scale says so (vit-smoke-pgd_linf-s34257), so that it is not taken for the full-size run."""
     choices = config_choices(cfg)
     how = choices.get("attack", "attack")
     if choices.get("method", "pgd_at") != "pgd_at":  # e.g. vit-trades-s34257
         how = choices["method"]
-    return f"{cfg.arch.name}-{how}-s{cfg.seed}"
+    scale = (cfg.arch.get("scale") or {}).get("name", FULL)
+    return "-".join([cfg.arch.name, *([scale] if scale != FULL else []), how, f"s{cfg.seed}"])
 
 
 def new_run_id() -> str:
