@@ -11,6 +11,7 @@ from importlib import resources
 
 import pandas as pd
 
+from robustgen.arch.scale import FULL
 from robustgen.report.main_table import flat
 from robustgen.report.stats import ordinal, rank_agreement, rank_among
 
@@ -67,7 +68,7 @@ def hybrids_and_patches(table: pd.DataFrame) -> pd.DataFrame:
 def scale_suffix(arch: dict | None) -> str:
     """" (smoke scale)" for a run recorded at a reduced scale (robustgen/arch/scale.py), else ""."""
     name = ((arch or {}).get("scale") or {}).get("name")
-    return f" ({name} scale)" if name and name != "full" else ""
+    return f" ({name} scale)" if name and name != FULL else ""
 
 
 def _paper_for(kind: str) -> tuple[pd.DataFrame, dict[str, str]]:
