@@ -78,6 +78,23 @@ def test_sweep_jobs_without_results_are_listed_as_missing(tmp_path, capsys):
     assert "\\toprule" in (tmp_path / "report" / "main_table.tex").read_text()
 
 
+def test_a_failed_sweep_job_is_reported_with_the_error_it_recorded(tmp_path, capsys):
+    from robustgen.record.sweep_summary import record_failure
+
+    sweep = tmp_path / "sweep"
+    write_run(sweep / "0_arch=vit", "vit")
+    for job in ("1_attack.eps=-1", "2_arch=resnet"):
+        (sweep / job / ".hydra").mkdir(parents=True)
+    record_failure(sweep / "1_attack.eps=-1", "attack.eps must be ≥ 0, got -1")
+    assert main([str(sweep), "--out", str(tmp_path / "report")]) == 0
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert f"**Failed: 1 sweep job(s)**" in report
+    assert f"- {sweep / '1_attack.eps=-1'}: attack.eps must be ≥ 0, got -1" in report
+    assert "**Missing: 1 sweep job(s) without results.json**" in report and f"- {sweep / '2_arch=resnet'}" in report
+    out = capsys.readouterr().out
+    assert "failed: 1 job(s)" in out and "missing: 1 job(s)" in out
+
+
 def test_paper_comparison_differences_and_rank_agreement(tmp_path):
     paper = paper_table().set_index("architecture")
     rows = {"vit": "ViT", "pvtv2": "PVTv2", "resnet": "ResNet", "vgg": "VGG"}

@@ -7,6 +7,7 @@ A section whose runs are absent says so instead of disappearing.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from robustgen.errors import RobustgenError
+from robustgen.record.sweep_summary import STATUS_FILE
 from robustgen.report import figures
 from robustgen.report.claims import claims
 from robustgen.report.corruption_table import C_TITLES, corruption_table
@@ -199,11 +201,32 @@ def _runs_on(found: Collection, data: str, paths: list[str]) -> list[Run]:
 
 
 def _missing(doc: Document, missing: list[Path], console: Console) -> None:
-    if missing:
-        doc.lines += ["", f"**Missing: {len(missing)} sweep job(s) without results.json** (failed, killed or "
-                      "still running; rerun them):", ""] + [f"- {p}" for p in missing]
-        console.print(f"[yellow]missing: {len(missing)} job(s) without results.json[/yellow]: "
-                      + ", ".join(map(str, missing)))
+    """Sweep jobs without results.json: those that failed with a recorded error (job_status.json,
+    robustgen/record/sweep_summary.py) and those that simply never finished."""
+    errors = {job: _recorded_error(job) for job in missing}
+    failed = [job for job in missing if errors[job] is not None]
+    unfinished = [job for job in missing if errors[job] is None]
+    if failed:
+        doc.lines += ["", f"**Failed: {len(failed)} sweep job(s)**, with the error each recorded (fix and rerun "
+                      "them):", ""] + [f"- {job}: {errors[job]}" for job in failed]
+        console.print(f"[yellow]failed: {len(failed)} job(s)[/yellow]: "
+                      + "; ".join(f"{job.name}: {errors[job]}" for job in failed), highlight=False)
+    if unfinished:
+        doc.lines += ["", f"**Missing: {len(unfinished)} sweep job(s) without results.json** (killed, preempted or "
+                      "still running; rerun them):", ""] + [f"- {p}" for p in unfinished]
+        console.print(f"[yellow]missing: {len(unfinished)} job(s) without results.json[/yellow]: "
+                      + ", ".join(map(str, unfinished)))
+
+
+def _recorded_error(job: Path) -> str | None:
+    """The error a failed sweep job recorded in its folder, or None if it recorded none."""
+    status = job / STATUS_FILE
+    if not status.is_file():
+        return None
+    try:
+        return str(json.loads(status.read_text()).get("error") or "failed (no message recorded)")
+    except (OSError, ValueError):
+        return "failed (its job_status.json cannot be read)"
 
 
 def _scales(doc: Document, runs: list[Run], console: Console) -> None:
