@@ -1,5 +1,5 @@
-"""A run folder written by robustgen 0.2.0 before the house-plan restructuring
-(tests/fixtures/legacy_run_v020: results.json, checkpoints, eval_outcomes.json) is still reported,
+"""A run folder written by robustgen 0.2.0 before the house-plan restructuring (made by that code,
+taken from git: tests/helpers/legacy_run.py; results.json, checkpoints, eval_outcomes.json) is still reported,
 evaluated and resumed; and the report gives the same tables after a change of conf/arch defaults
 for runs that recorded their architecture section, while only the old file follows today's conf/."""
 from __future__ import annotations
@@ -11,21 +11,26 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from hydra.core.global_hydra import GlobalHydra
 
 import robustgen.cli.study_defaults as study_defaults
 from robustgen import CONFIG_DIR
 from robustgen.report.__main__ import main as report_main
+from tests.helpers.legacy_run import OVERRIDES
+from tests.helpers.legacy_run import legacy_run as old_codes_run
 
-FIXTURE = Path(__file__).parent / "fixtures" / "legacy_run_v020"
-OVERRIDES = yaml.safe_load((FIXTURE / ".hydra" / "overrides.yaml").read_text())
+
+@pytest.fixture(scope="module")
+def old_run(cifar_root, tmp_path_factory) -> Path:
+    """The run folder robustgen 0.2.0 wrote (never changed by the tests)."""
+    return old_codes_run(cifar_root, tmp_path_factory.mktemp("legacy"))
 
 
 @pytest.fixture
-def legacy_run(tmp_path) -> Path:
+def legacy_run(old_run, tmp_path) -> Path:
+    """A copy of it for one test to read and write."""
     run = tmp_path / "legacy"
-    shutil.copytree(FIXTURE, run)
+    shutil.copytree(old_run, run)
     return run
 
 
@@ -41,7 +46,7 @@ def test_an_old_run_is_reported_with_one_warning_naming_it(legacy_run, tmp_path,
     assert row[:2] == ["vgg11 arch.width=0.0625", "cnn"]  # label and family derived from the old file
 
 
-def test_an_old_checkpoint_is_evaluated_to_the_same_outcomes(legacy_run, tmp_path, cifar_root):
+def test_an_old_checkpoint_is_evaluated_to_the_same_outcomes(old_run, legacy_run, tmp_path, cifar_root):
     """Same weights, same attacks, same points: every point is broken by the same attack (or
     misclassified clean, or robust) as in the evaluation robustgen 0.2.0 wrote."""
     evaluation = [o for o in OVERRIDES if o.startswith("eval.")]
@@ -49,11 +54,11 @@ def test_an_old_checkpoint_is_evaluated_to_the_same_outcomes(legacy_run, tmp_pat
                                           *evaluation, "progress_bar=false", f"data.root={cifar_root}",
                                           f"hydra.run.dir={tmp_path / 'eval'}"], tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    old = json.loads((FIXTURE / "eval_outcomes.json").read_text())["examples"]
+    old = json.loads((old_run / "eval_outcomes.json").read_text())["examples"]
     new = json.loads((tmp_path / "eval" / "eval_outcomes.json").read_text())["examples"]
     assert new["id"] == old["id"] and new["broken_by"] == old["broken_by"]
     record = json.loads((tmp_path / "eval" / "results.json").read_text())
-    legacy = json.loads((FIXTURE / "results.json").read_text())
+    legacy = json.loads((old_run / "results.json").read_text())
     assert record["clean_acc"] == legacy["clean_acc"] and record["worst_case_acc"] == legacy["worst_case_acc"]
     assert record["architecture"]["family"] == "cnn" and record["architecture"]["study_configuration"] is False
 

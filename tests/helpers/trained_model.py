@@ -11,12 +11,7 @@ Trained once per test session (module-level cache, so every test module that imp
 """
 from __future__ import annotations
 
-import fcntl
-import os
-import tempfile
 import time
-from contextlib import contextmanager
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +19,7 @@ from torch import nn
 
 from robustgen.bench.small_model import small_cnn as bench_small_cnn
 from robustgen.bench.small_model import train_small_cnn as bench_train_small_cnn
+from tests.helpers.shared_files import shared_path
 
 N_TRAIN = 5000
 EPOCHS = 8
@@ -70,7 +66,7 @@ def trained_cnn(cifar_root) -> nn.Module:
     need it trains it and the others load its weights (the training is deterministic: same weights)."""
     if "model" not in _CACHE:
         start = time.perf_counter()
-        with single_thread(), _shared_weights() as path:
+        with single_thread(), shared_path(f"trained_cnn_{N_TRAIN}_{EPOCHS}.pt") as path:
             if path is not None and path.is_file():
                 model = small_cnn()
                 model.load_state_dict(torch.load(path, weights_only=True))
@@ -81,21 +77,3 @@ def trained_cnn(cifar_root) -> nn.Module:
                     torch.save(_CACHE["model"].state_dict(), path)
         _CACHE["seconds"] = time.perf_counter() - start
     return _CACHE["model"]
-
-
-@contextmanager
-def _shared_weights():
-    """The file the workers of one pytest-xdist run share the weights in, held under a lock (None
-    outside xdist)."""
-    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
-    if not run:
-        yield None
-        return
-    folder = Path(tempfile.gettempdir()) / f"robustgen-tests-{run}"
-    folder.mkdir(exist_ok=True)
-    with open(folder / "trained_cnn.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield folder / f"trained_cnn_{N_TRAIN}_{EPOCHS}.pt"
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
