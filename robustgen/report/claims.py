@@ -71,8 +71,7 @@ def design_claims(hybrids: pd.DataFrame) -> list[dict]:
     row of a layout or patch size (several scales or budgets of one) is a member of its group."""
     if not len(hybrids):
         return []
-    ours = hybrids.assign(paper_name=hybrids.get("paper_name", hybrids["architecture"]))
-    names = set(ours["paper_name"])
+    ours, names = hybrids, set(hybrids["paper_name"])
     paper = hybrid_patch_paper().set_index("architecture")
     pairs = [("3: more attention stages (CoAtNet CTTT − CCCC)", "worst_case", "CoAtNet-CTTT", "CoAtNet-CCCC")]
     for model in ("ViT", "PVTv2"):

@@ -166,15 +166,11 @@ def design_trends(hybrids: pd.DataFrame, paper: pd.DataFrame | None, path: Path)
 
 
 def _variants(hybrids: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """hybrids_and_patches' rows (flat numbers) by variant — what the row's name adds to the paper's
-    row name, "" for none — each indexed by the paper's row name."""
+    """hybrids_and_patches' rows (flat numbers) by variant ("" for the plain rows), each indexed by
+    the paper's row name."""
     if not len(hybrids):
         return {}
-    ours = flat(hybrids)
-    ours["paper_name"] = ours.get("paper_name", ours["architecture"])
-    ours["variant"] = [a[len(p):].strip() if a.startswith(p) else a for a, p in zip(ours["architecture"],
-                                                                                 ours["paper_name"])]
-    return {variant: group.set_index("paper_name") for variant, group in ours.groupby("variant", sort=True)}
+    return {variant: group.set_index("paper_name") for variant, group in flat(hybrids).groupby("variant", sort=True)}
 
 
 def clean_vs_worst_case(table: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> Path:

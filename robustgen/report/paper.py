@@ -56,13 +56,14 @@ def hybrids_and_patches(table: pd.DataFrame) -> pd.DataFrame:
     rows = rows.assign(order=[order.get(name, len(order)) for name in rows["paper_row"]],
                        suffix=[scale_suffix(a) for a in rows["arch_settings"]])  # the study's size first
     rows = rows.sort_values(["order", "suffix", "architecture"], kind="stable")
-    names = [name + suffix for name, suffix in zip(rows["paper_row"], rows["suffix"])]
-    repeated = pd.Series(names).duplicated(keep=False).tolist()  # e.g. two epoch budgets of one layout
-    names = [f"{name} ({label})" if twice else name for name, label, twice in zip(names, rows["architecture"], repeated)]
+    repeated = (rows["paper_row"] + rows["suffix"]).duplicated(keep=False)  # e.g. two epoch budgets of one layout
+    variants = [(suffix + (f" ({label})" if twice else "")).strip()
+                for suffix, label, twice in zip(rows["suffix"], rows["architecture"], repeated)]
+    names = [f"{name} {variant}" if variant else name for name, variant in zip(rows["paper_row"], variants)]
     # `architecture` is for reading; `paper_name` (the paper's row) is what claims, figures and the
-    # paper comparison match on, whatever the row is called
-    return (rows.assign(architecture=names, paper_name=rows["paper_row"]).drop(columns=["paper_row", "order", "suffix"])
-            .reset_index(drop=True))
+    # paper comparison match on, `variant` what sets rows of one paper row apart (figure (c)'s lines)
+    return (rows.assign(architecture=names, paper_name=rows["paper_row"], variant=variants)
+            .drop(columns=["paper_row", "order", "suffix"]).reset_index(drop=True))
 
 
 def scale_suffix(arch: dict | None) -> str:
@@ -88,13 +89,11 @@ def beside_paper(table: pd.DataFrame, kind: str = "main") -> tuple[pd.DataFrame,
     per column, Spearman ρ and Kendall τ over the architectures both tables have.
 
     `kind`: "main" (main_table's rows, matched to the paper's Table 1 by architecture when a row is
-    the study's default configuration), "hybrids" (hybrids_and_patches' rows, already named as the
-    paper names them) or "corruptions" (corruption_table's rows, matched as "main")."""
+    the study's default configuration), "hybrids" (hybrids_and_patches' rows, matched by their
+    `paper_name`) or "corruptions" (corruption_table's rows, matched as "main")."""
     ours = flat(table)
     paper, columns = _paper_for(kind)
-    if kind == "hybrids":  # hybrids_and_patches' rows carry the paper's row name
-        ours["paper_name"] = ours["paper_name"] if "paper_name" in ours else ours["architecture"]
-    else:
+    if kind != "hybrids":  # hybrids_and_patches' rows carry the paper's row name already
         ours["paper_name"] = ours["paper_row"]  # as each run recorded it (robustgen/record/architecture.py)
     joined = ours.merge(paper, on="paper_name", how="left", suffixes=("", "_paper"))
     cells = pd.DataFrame({"architecture": joined["architecture"], "paper_name": joined["paper_name"]})
